@@ -1,0 +1,509 @@
+"""The engine-free ASE-NAS searcher: ask for an architecture, tell its score.
+
+The method is specified in ``shared/docs/asenas.md``. In short: K candidate architectures are kept; a policy picks
+one candidate (its neighbourhood is the subspace searched) and ``n_steps`` single-decision edits to apply to it; a
+better result replaces its centre; REINFORCE trains the policy on the improvement over the centre.
+
+Nothing here knows NNI: :class:`nni_asenas.AseNas` (strategy) and :class:`nni_asenas.AseNasTuner` (tuner) wrap it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ._encoding import (
+    Arch,
+    apply_edits,
+    arch_to_indices,
+    candidate_graph,
+    indices_to_arch,
+    neighbours,
+    one_hot,
+    random_architecture,
+    validate_decisions,
+)
+from ._policy import AseNasPolicy, CandidateGraph
+
+__all__ = ["AseNasSearcher", "Observation", "Proposal"]
+
+_logger = logging.getLogger(__name__)
+
+# Kinds of proposals: the start set, random fill-ins while no candidate is known, policy steps, and the
+# unvisited neighbour used when the policy keeps landing on known architectures. "observed" marks results
+# recorded through observe() (evaluated elsewhere).
+INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An architecture to evaluate. ``parent`` is the id of the candidate whose subspace it came from."""
+
+    id: int
+    arch: dict[str, Any]
+    kind: str
+    parent: int | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An evaluated (or failed: ``score is None``) architecture."""
+
+    id: int
+    arch: dict[str, Any]
+    score: float | None
+    kind: str
+
+
+@dataclass
+class _Record:
+    code: Arch
+    kind: str
+    parent: int | None = None
+    score: float | None = None
+    status: str = "pending"  # pending | done | failed
+
+
+@dataclass
+class _Step:
+    """What a proposal needs to learn from its result, whatever happened in between.
+
+    ``tokens`` is the policy sample that produced it (empty for a fallback). ``lessons`` are the samples drawn
+    before it that landed on already evaluated architectures, with their rewards from the recorded scores; they
+    are learnt in the same single update, when this proposal's result arrives.
+    """
+
+    tokens: list[int]
+    graph: tuple[np.ndarray, np.ndarray, np.ndarray]  # the candidate graph it was sampled on
+    slot: int
+    parent_score: float
+    lessons: list[tuple[list[int], float]] = field(default_factory=list)
+
+
+@dataclass
+class _Cache:
+    """Autograd graphs of the last proposal's samples (its own first, if any, then its lessons),
+    valid while the parameters have not changed since they were drawn."""
+
+    proposal_id: int
+    version: int
+    rollouts: list[tuple[torch.Tensor, torch.Tensor]]  # (log_prob, entropy)
+
+
+@dataclass
+class _ScoreStats:
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        self.total += x
+        self.total_sq += x * x
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    @property
+    def scale(self) -> float:
+        """Standard deviation of the scores seen so far; the unit of rewards and score features."""
+        if self.n >= 2:
+            variance = max(self.total_sq / self.n - self.mean**2, 0.0)
+            if variance > 1e-18 * max(1.0, self.mean**2):
+                return math.sqrt(variance)
+        return abs(self.mean) if self.mean else 1.0
+
+
+@dataclass
+class _Config:
+    k: int
+    n_steps: int
+    hidden_size: int
+    learning_rate: float
+    weight_decay: float
+    entropy_weight: float
+    baseline_decay: float
+    temperature: float
+    max_redraws: int
+    seed: int
+
+
+class AseNasSearcher:
+    """ASE-NAS over a list of categorical decisions, with an ask/tell interface.
+
+    Parameters
+    ----------
+    decisions
+        ``label -> options``. An architecture is ``{label: option}``.
+    k
+        Number of candidate subspaces (their centres form the candidate set).
+    n_steps
+        Edits per proposal (M): the subspace is everything within ``n_steps`` edits of its centre.
+    hidden_size, learning_rate, weight_decay, entropy_weight, baseline_decay, temperature
+        Policy size and REINFORCE settings (defaults from the paper).
+    initial_architectures
+        Start the candidate set from these (ASE-NAS+); random architectures fill up to ``k``.
+    constraint
+        ``arch -> bool``; False rejects a proposal before evaluation (it costs nothing and is redrawn).
+    max_redraws
+        Policy samples per proposal before falling back to an unvisited neighbour of the chosen centre.
+    seed
+        Seeds everything random: policy initialisation, sampling, random architectures.
+
+    Scores are "higher is better" in any unit: rewards and score features are divided by the standard deviation
+    of the scores seen so far, so percent and fraction give the same search. ``None``, NaN or inf is a failure.
+    """
+
+    def __init__(
+        self,
+        decisions: Mapping[str, Sequence[Any]],
+        *,
+        k: int = 3,
+        n_steps: int = 4,
+        hidden_size: int = 64,
+        learning_rate: float = 9.45e-3,
+        weight_decay: float = 2.37e-5,
+        entropy_weight: float = 5.05e-4,
+        baseline_decay: float = 0.9,
+        temperature: float = 5.0,
+        initial_architectures: Sequence[Mapping[str, Any]] = (),
+        constraint: Callable[[dict[str, Any]], bool] | None = None,
+        max_redraws: int = 10,
+        seed: int = 0,
+    ) -> None:
+        for name, value, low in (("k", k, 1), ("n_steps", n_steps, 1), ("hidden_size", hidden_size, 1), ("max_redraws", max_redraws, 1)):
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
+        if learning_rate <= 0 or temperature <= 0 or entropy_weight < 0 or weight_decay < 0:
+            raise ValueError("learning_rate and temperature must be > 0, entropy_weight and weight_decay >= 0")
+        self._labels, self._options = validate_decisions(decisions)
+        self._sizes = [len(values) for values in self._options]
+        self._config = _Config(
+            int(k), int(n_steps), int(hidden_size), float(learning_rate), float(weight_decay),
+            float(entropy_weight), float(baseline_decay), float(temperature), int(max_redraws), int(seed),
+        )
+        self._constraint = constraint
+        self._rng = np.random.default_rng(seed)
+        generator = torch.Generator().manual_seed(int(seed))
+        self._policy = AseNasPolicy(self._sizes, n_steps=n_steps, hidden_size=hidden_size, temperature=temperature, generator=generator)
+        # fused: one kernel for all parameters; the per-tensor loop costs more than the maths at this size
+        self._optimizer = torch.optim.Adam(self._policy.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=True)
+        self._records: dict[int, _Record] = {}
+        self._by_code: dict[Arch, int] = {}
+        self._rejected: set[Arch] = set()
+        self._slots: list[int] = []  # the candidate set, as record ids
+        self._steps: dict[int, _Step] = {}
+        self._cache: _Cache | None = None
+        self._history: list[int] = []
+        self._best: int | None = None
+        self._baseline = 0.0
+        self._version = 0  # number of policy updates
+        self._stats = _ScoreStats()
+        self._next_id = 0
+        self._initial_queue: list[Arch] = [self._code(arch, "initial architecture") for arch in initial_architectures]
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def decisions(self) -> dict[str, list[Any]]:
+        return {label: list(values) for label, values in zip(self._labels, self._options)}
+
+    @property
+    def n_pending(self) -> int:
+        return len(self._records) - len(self._history)
+
+    def is_pending(self, arch: Mapping[str, Any]) -> bool:
+        rid = self._by_code.get(self._code(arch, "architecture"))
+        return rid is not None and self._records[rid].status == "pending"
+
+    @property
+    def best(self) -> Observation | None:
+        return None if self._best is None else self._observation(self._best)
+
+    @property
+    def candidates(self) -> list[Observation]:
+        return [self._observation(rid) for rid in self._slots]
+
+    @property
+    def history(self) -> list[Observation]:
+        return [self._observation(rid) for rid in self._history]
+
+    def ask(self) -> Proposal | None:
+        """The next architecture to evaluate, or None when every valid architecture has been proposed."""
+        while self._initial_queue:
+            code = self._initial_queue.pop(0)
+            if code not in self._by_code and self._is_valid(code):
+                return self._propose(code, INITIAL)
+        n_warmup_pending = sum(
+            1 for r in self._records.values() if r.status == "pending" and r.kind in (INITIAL, RANDOM)
+        )
+        if not self._slots or len(self._slots) + n_warmup_pending < self._config.k:
+            code = self._random_unvisited()
+            return None if code is None else self._propose(code, RANDOM)
+        return self._search_step()
+
+    def tell(self, proposal_id: int, score: float | None) -> None:
+        """Report the score of a proposal (None, NaN or inf: the trial failed)."""
+        record = self._records.get(proposal_id)
+        if record is None:
+            raise ValueError(f"unknown proposal id {proposal_id}")
+        if record.status != "pending":
+            raise ValueError(f"proposal {proposal_id} was already told ({record.status})")
+        step = self._steps.pop(proposal_id, None)
+        self._history.append(proposal_id)
+        score = _as_score(score)
+        if score is None:
+            record.status = "failed"
+            _logger.info("proposal %d failed; it gets no reward and is never proposed again", proposal_id)
+        else:
+            self._record_score(proposal_id, score)
+        if step is None:
+            if score is not None:
+                self._enter_candidates(proposal_id)
+            return
+        reward = None if score is None else (score - step.parent_score) / self._stats.scale
+        self._learn(proposal_id, step, reward)
+        if score is not None:
+            self._move_subspace(proposal_id, step.slot)
+
+    def observe(self, arch: Mapping[str, Any], score: float | None) -> Observation:
+        """Record an architecture evaluated elsewhere (imported data, a resumed experiment).
+
+        It is never proposed again; a valid success may enter the candidate set (if there is room or it beats the
+        worst candidate). An architecture that is already known keeps its first result.
+        """
+        code = self._code(arch, "observed architecture")
+        rid = self._by_code.get(code)
+        if rid is not None:
+            return self._observation(rid)
+        rid = self._new_record(code, OBSERVED)
+        self._history.append(rid)
+        score = _as_score(score)
+        if score is None:
+            self._records[rid].status = "failed"
+        else:
+            self._record_score(rid, score)
+            if self._is_valid(code):
+                self._enter_candidates(rid)
+        return self._observation(rid)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this exact search (torch.save-able)."""
+        return {
+            "version": _STATE_VERSION,
+            "decisions": self.decisions,
+            "config": dict(vars(self._config)),
+            "policy": {name: tensor.detach().clone() for name, tensor in self._policy.state_dict().items()},
+            "optimizer": copy.deepcopy(self._optimizer.state_dict()),
+            "rng": copy.deepcopy(self._rng.bit_generator.state),
+            "records": {rid: dict(vars(r)) for rid, r in self._records.items()},
+            "rejected": sorted(self._rejected),
+            "slots": list(self._slots),
+            "steps": {rid: copy.deepcopy(vars(step)) for rid, step in self._steps.items()},
+            "history": list(self._history),
+            "best": self._best,
+            "baseline": self._baseline,
+            "policy_version": self._version,
+            "stats": dict(vars(self._stats)),
+            "next_id": self._next_id,
+            "initial_queue": list(self._initial_queue),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported searcher state version {state.get('version')!r}")
+        saved = {label: list(values) for label, values in state["decisions"].items()}
+        if saved != self.decisions:
+            raise ValueError("the saved search state belongs to a different search space")
+        saved_config = dict(state["config"])
+        if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
+            self._config.k, self._config.n_steps, self._config.hidden_size,
+        ):
+            raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
+        self._config = _Config(**saved_config)
+        self._policy.load_state_dict(state["policy"])
+        self._optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self._rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self._records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
+        self._by_code = {r.code: rid for rid, r in self._records.items()}
+        self._rejected = {tuple(code) for code in state["rejected"]}
+        self._slots = list(state["slots"])
+        self._steps = {int(rid): _Step(**copy.deepcopy(step)) for rid, step in state["steps"].items()}
+        self._cache = None
+        self._history = list(state["history"])
+        self._best = state["best"]
+        self._baseline = float(state["baseline"])
+        self._version = int(state["policy_version"])
+        self._stats = _ScoreStats(**state["stats"])
+        self._next_id = int(state["next_id"])
+        self._initial_queue = [tuple(code) for code in state["initial_queue"]]
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (
+            f"{type(self).__name__}(decisions={len(self._labels)}, k={c.k}, n_steps={c.n_steps}, "
+            f"hidden_size={c.hidden_size}, learning_rate={c.learning_rate}, entropy_weight={c.entropy_weight}, seed={c.seed})"
+        )
+
+    # ------------------------------------------------------------------ proposals
+
+    def _search_step(self) -> Proposal | None:
+        graph = self._graph_snapshot()
+        tensors = CandidateGraph.from_arrays(*graph)
+        slot = 0
+        lessons: list[tuple[list[int], float]] = []
+        lesson_rollouts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for _ in range(self._config.max_redraws):
+            rollout = self._policy.sample(tensors, self._rng)
+            slot = rollout.tokens[0]
+            centre = self._records[self._slots[slot]]
+            child = apply_edits(centre.code, AseNasPolicy.edits(rollout.tokens))
+            known = self._by_code.get(child)
+            if known is None:
+                if not self._is_valid(child):
+                    continue
+                step = _Step(rollout.tokens, graph, slot, centre.score, lessons)
+                proposal = self._propose(child, SEARCH, parent=self._slots[slot], step=step)
+                rollouts = [(rollout.log_prob, rollout.entropy), *lesson_rollouts]
+                self._cache = _Cache(proposal.id, self._version, rollouts)
+                return proposal
+            if self._records[known].status == "done":
+                # A known result is a free lesson: its recorded score is the reward; draw again.
+                lessons.append((rollout.tokens, (self._records[known].score - centre.score) / self._stats.scale))
+                lesson_rollouts.append((rollout.log_prob, rollout.entropy))
+        centre_id = self._slots[slot]
+        for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
+            if code not in self._by_code and self._is_valid(code):
+                step = _Step([], graph, slot, self._records[centre_id].score, lessons)
+                proposal = self._propose(code, FALLBACK, parent=centre_id, step=step)
+                self._cache = _Cache(proposal.id, self._version, lesson_rollouts)
+                return proposal
+        return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
+
+    def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
+        for _ in range(attempts):
+            code = random_architecture(self._sizes, self._rng)
+            if code not in self._by_code and self._is_valid(code):
+                return code
+        # Random draws keep hitting known or invalid architectures: walk out from a known one.
+        starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
+        start = starts[int(self._rng.integers(len(starts)))]
+        for code in [start, *neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes))]:
+            if code not in self._by_code and self._is_valid(code):
+                return code
+        return None
+
+    def _propose(self, code: Arch, kind: str, *, parent: int | None = None, step: _Step | None = None) -> Proposal:
+        rid = self._new_record(code, kind, parent)
+        if step is not None:
+            self._steps[rid] = step
+        _logger.debug("proposal %d (%s, parent %s): %s", rid, kind, parent, code)
+        return Proposal(rid, self._arch(code), kind, parent)
+
+    def _new_record(self, code: Arch, kind: str, parent: int | None = None) -> int:
+        rid = self._next_id
+        self._next_id += 1
+        self._records[rid] = _Record(code, kind, parent)
+        self._by_code[code] = rid
+        return rid
+
+    def _is_valid(self, code: Arch) -> bool:
+        if code in self._rejected:
+            return False
+        if self._constraint is None or self._constraint(self._arch(code)):
+            return True
+        self._rejected.add(code)
+        return False
+
+    # ------------------------------------------------------------------ results
+
+    def _record_score(self, rid: int, score: float) -> None:
+        record = self._records[rid]
+        record.status, record.score = "done", score
+        self._stats.add(score)
+        if self._best is None or score > self._records[self._best].score:
+            self._best = rid
+
+    def _enter_candidates(self, rid: int) -> None:
+        if len(self._slots) < self._config.k:
+            self._slots.append(rid)
+            return
+        worst = min(range(len(self._slots)), key=lambda s: self._records[self._slots[s]].score)
+        if self._records[rid].score > self._records[self._slots[worst]].score:
+            self._slots[worst] = rid
+
+    def _move_subspace(self, rid: int, slot: int) -> None:
+        occupant = self._slots[slot]
+        if self._records[rid].score > self._records[occupant].score:
+            _logger.info("proposal %d replaces candidate %d in slot %d (%.6g > %.6g)", rid, occupant, slot,
+                         self._records[rid].score, self._records[occupant].score)
+            self._slots[slot] = rid
+
+    def _learn(self, rid: int, step: _Step, reward: float | None) -> None:
+        """One policy update for this proposal: its own reward (None if it failed or was a fallback) and its lessons."""
+        samples = ([(step.tokens, reward)] if step.tokens else []) + step.lessons
+        cache, self._cache = self._cache, None
+        if cache is not None and cache.proposal_id == rid and cache.version == self._version:
+            rollouts = cache.rollouts
+        else:  # parameters changed since sampling (or the state was reloaded): re-score the recorded tokens
+            graph = CandidateGraph.from_arrays(*step.graph)
+            rollouts = [(r.log_prob, r.entropy) for r in (self._policy.replay(graph, tokens) for tokens, _ in samples)]
+        terms = [(lp, ent, r) for (lp, ent), (_, r) in zip(rollouts, samples) if r is not None]
+        if terms:
+            self._update_policy(terms)
+
+    def _update_policy(self, terms: Sequence[tuple[torch.Tensor, torch.Tensor, float]]) -> None:
+        """One REINFORCE step over ``(log_prob, entropy, reward)`` samples, with an exponential-moving-average
+        baseline of past rewards and an entropy bonus."""
+        loss = sum(-log_prob * (reward - self._baseline) - self._config.entropy_weight * entropy
+                   for log_prob, entropy, reward in terms)
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+        self._version += 1
+        decay = self._config.baseline_decay
+        for _, _, reward in terms:
+            self._baseline = decay * self._baseline + (1.0 - decay) * reward
+
+    # ------------------------------------------------------------------ helpers
+
+    def _graph_snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        codes = np.stack([one_hot(self._records[rid].code, self._sizes) for rid in self._slots])
+        mean, scale = self._stats.mean, self._stats.scale
+        scores = np.array([(self._records[rid].score - mean) / scale for rid in self._slots], dtype=np.float32)
+        return candidate_graph(codes, scores)
+
+    def _code(self, arch: Mapping[str, Any], what: str) -> Arch:
+        if not isinstance(arch, Mapping):
+            raise ValueError(f"{what} must be a mapping of decision label to option, got {type(arch).__name__}")
+        try:
+            return arch_to_indices(arch, self._labels, self._options)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+
+    def _arch(self, code: Arch) -> dict[str, Any]:
+        return indices_to_arch(code, self._labels, self._options)
+
+    def _observation(self, rid: int) -> Observation:
+        record = self._records[rid]
+        return Observation(rid, self._arch(record.code), record.score, record.kind)
+
+
+def _as_score(score: Any) -> float | None:
+    if score is None:
+        return None
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise ValueError(f"score must be a number or None, got {score!r}") from None
+    return value if math.isfinite(value) else None
