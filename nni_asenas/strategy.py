@@ -1,0 +1,327 @@
+"""ASE-NAS as an NNI multi-trial strategy: :class:`AseNas`.
+
+Use it wherever NNI takes a strategy, exactly like ``nni.nas.strategy.RegularizedEvolution``::
+
+    from nni.nas.experiment import NasExperiment
+    from nni_asenas import AseNas
+
+    NasExperiment(model_space, evaluator, AseNas(seed=0)).run(port=8080)
+
+or drive it with an engine: ``AseNas(seed=0)(model_space, SequentialExecutionEngine(max_model_count=100))``.
+The search itself is the engine-free :class:`~nni_asenas.searcher.AseNasSearcher`; this class maps the NNI model
+space onto its decisions (see :mod:`nni_asenas._nni_space`), submits models and feeds their metrics back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import weakref
+from typing import Any, Iterator, Mapping, Sequence
+
+from nni.mutable import SampleValidationError
+from nni.nas.execution import ExecutionEngine, Middleware, TrainingServiceExecutionEngine
+from nni.nas.execution.event import ModelEventType, TrainingEndEvent
+from nni.nas.space import ExecutableModelSpace, ModelStatus
+from nni.nas.strategy.base import Strategy, StrategyStatus
+
+from . import benchmark as _benchmark  # noqa: F401  (lets NNI's benchmark evaluators find our databases)
+from ._nni_space import SpaceCodec
+from .compat import install_checkpoint_serializer
+from .errors import UsageError
+from .searcher import AseNasSearcher, Proposal
+
+__all__ = ["AseNas"]
+
+_logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+RESUBMITTED = "resubmitted"  # kind of a proposal that was in flight when the experiment stopped
+
+
+class AseNas(Strategy):
+    """ASE-NAS (Automatic Subspace Evoking NAS): search inside the neighbourhoods of K candidate architectures.
+
+    A policy network picks one of ``k`` candidates and ``n_steps`` single-choice edits to apply to it; a better
+    result replaces that candidate; REINFORCE trains the policy on the improvement. No architecture is submitted
+    twice, and proposals that ``space.freeze`` rejects (a ``ConstraintViolation`` or other
+    ``SampleValidationError``) are redrawn, never submitted.
+
+    Searchable mutables: ``Categorical`` and ``CategoricalMultiple``; annotations and constraints are checked by
+    ``space.freeze``. A ``Numerical`` (or another mutable) is refused when the strategy is initialised.
+    Metrics are higher-is-better (a dict metric is read at ``"default"``); a failed model, or one whose metric is
+    missing or NaN, gets no reward and is never proposed again.
+
+    Parameters
+    ----------
+    k
+        Number of candidate subspaces.
+    n_steps
+        Edits per proposal (M): the subspace of a candidate is every architecture within ``n_steps`` edits.
+    hidden_size, learning_rate, weight_decay, entropy_weight, baseline_decay
+        Policy size and REINFORCE settings (defaults from the paper).
+    initial_architectures
+        NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
+        to start the candidate set from (ASE-NAS+); random architectures fill up to ``k``.
+    max_redraws
+        Policy samples per proposal before falling back to an unvisited neighbour of the chosen candidate.
+    seed
+        Seeds every random choice of the search.
+    """
+
+    def __init__(
+        self,
+        *,
+        k: int = 3,
+        n_steps: int = 4,
+        hidden_size: int = 64,
+        learning_rate: float = 9.45e-3,
+        weight_decay: float = 2.37e-5,
+        entropy_weight: float = 5.05e-4,
+        baseline_decay: float = 0.9,
+        initial_architectures: Sequence[Mapping[str, Any]] = (),
+        max_redraws: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.k = k
+        self.n_steps = n_steps
+        self.hidden_size = hidden_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.max_redraws = max_redraws
+        self.seed = seed
+        for i, sample in enumerate(initial_architectures):
+            if not isinstance(sample, Mapping):
+                raise UsageError(f"initial_architectures[{i}] is a {type(sample).__name__}, not a sample dict")
+        self.initial_architectures = [dict(sample) for sample in initial_architectures]
+
+        self._codec: SpaceCodec | None = None
+        self._searcher: AseNasSearcher | None = None
+        self._lock = threading.RLock()  # engine callbacks may come from another thread
+        self._running: dict[int, tuple[int, ExecutableModelSpace]] = {}  # id(model) -> (proposal id, model)
+        self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not finished
+        self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the loaded state was saved
+        self._models: weakref.WeakValueDictionary[int, ExecutableModelSpace] = weakref.WeakValueDictionary()
+        self._frozen: tuple[dict[str, Any], ExecutableModelSpace] | None = None  # last model the constraint froze
+        self._refused_resume: str | None = None
+
+    def extra_repr(self) -> str:
+        return (
+            f"k={self.k}, n_steps={self.n_steps}, hidden_size={self.hidden_size}, "
+            f"learning_rate={self.learning_rate}, entropy_weight={self.entropy_weight}, "
+            f"initial_architectures={len(self.initial_architectures)}, seed={self.seed}"
+        )
+
+    @property
+    def searcher(self) -> AseNasSearcher:
+        """The engine-free searcher (available once the strategy is initialised)."""
+        if self._searcher is None:
+            raise RuntimeError("AseNas is not initialised with a model space yet.")
+        return self._searcher
+
+    # ------------------------------------------------------------------ Strategy hooks
+
+    def _initialize(self, model_space: ExecutableModelSpace, engine: ExecutionEngine) -> ExecutableModelSpace:
+        install_checkpoint_serializer()
+        self._codec = SpaceCodec(model_space.simplify())
+        initial = []
+        for i, sample in enumerate(self.initial_architectures):
+            try:
+                initial.append(self._codec.to_arch(sample))
+            except UsageError as exc:
+                raise UsageError(f"initial_architectures[{i}]: {exc}") from None
+        self._searcher = AseNasSearcher(
+            self._codec.decisions,
+            k=self.k,
+            n_steps=self.n_steps,
+            hidden_size=self.hidden_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            entropy_weight=self.entropy_weight,
+            baseline_decay=self.baseline_decay,
+            initial_architectures=initial,
+            constraint=self._is_valid,
+            max_redraws=self.max_redraws,
+            seed=self.seed,
+        )
+        engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+        _logger.info("AseNas initialised: %d decisions from %d labels. %r", len(self._codec.decisions),
+                     len(self._codec.labels), self)
+        return model_space
+
+    def _run(self) -> None:
+        while self.wait_for_resource():
+            submission = self._next_submission()
+            if submission is None:
+                _logger.info("Every valid architecture has been proposed. Stop submitting.")
+                break
+            self.engine.submit_models(submission)
+        _logger.debug("Waiting for the models in flight...")
+        self.engine.wait_models()
+        best = self.searcher.best
+        if best is not None:
+            _logger.info("Best: proposal %d, metric %s: %s", best.id, best.score, self._codec_or_fail().to_sample(best.arch))
+
+    def _cleanup(self) -> None:
+        self.engine.unregister_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+
+    # ------------------------------------------------------------------ proposals and results
+
+    def _codec_or_fail(self) -> SpaceCodec:
+        if self._codec is None:
+            raise RuntimeError("AseNas is not initialised with a model space yet.")
+        return self._codec
+
+    def _is_valid(self, arch: dict[str, Any]) -> bool:
+        """The searcher's constraint: the sample must pass ``space.freeze`` (constraints included)."""
+        try:
+            model = self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+        except SampleValidationError as exc:
+            _logger.debug("Rejected before submission (%s): %s", type(exc).__name__, exc)
+            return False
+        self._frozen = (arch, model)
+        return True
+
+    def _freeze(self, arch: dict[str, Any]) -> ExecutableModelSpace:
+        frozen, self._frozen = self._frozen, None
+        if frozen is not None and frozen[0] == arch:
+            return frozen[1]
+        return self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+
+    def _next_submission(self) -> ExecutableModelSpace | None:
+        with self._lock:
+            if self._resubmit:
+                pid, arch = self._resubmit.pop(0)
+                proposal: Proposal | None = Proposal(pid, arch, RESUBMITTED)
+            else:
+                proposal = self.searcher.ask()
+            if proposal is None:
+                return None
+            model = self._freeze(proposal.arch)
+            self._running[id(model)] = (proposal.id, model)
+            self._pending_archs[proposal.id] = proposal.arch
+            self._models[proposal.id] = model
+        origin = f" from candidate {proposal.parent}" if proposal.parent is not None else ""
+        _logger.info("[Proposal %d] %s%s: %s", proposal.id, proposal.kind, origin, model.sample)
+        return model
+
+    def _on_training_end(self, event: TrainingEndEvent) -> None:
+        with self._lock:
+            entry = self._running.get(id(event.model))
+            if entry is None or entry[1] is not event.model:
+                _logger.debug("Training end of a model AseNas did not submit. Ignored: %s", event.model)
+                return
+            del self._running[id(event.model)]
+            pid = entry[0]
+            if event.status == ModelStatus.Interrupted:
+                # Not evaluated: it stays pending (in state_dict) and is submitted again on resume.
+                _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.", pid)
+                return
+            del self._pending_archs[pid]
+            metric = event.model.metric if event.status == ModelStatus.Trained else None
+            score = _score(metric)
+            self.searcher.tell(pid, score)
+            best = self.searcher.best
+        if score is None:
+            _logger.warning("[Proposal %d] %s with metric %r: no reward, never proposed again.", pid,
+                            event.status.value, metric)
+        else:
+            _logger.info("[Metric] proposal %d: %s (best so far: %s, proposal %s)", pid, metric,
+                         best.score if best else None, best.id if best else None)
+
+    # ------------------------------------------------------------------ results
+
+    def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
+        """The models this search evaluated, also those of the runs before a resume.
+
+        ``sort=True``: successful models, best metric first (what ``export_top_models`` returns);
+        ``sort=False``: every finished model in completion order, then the models in flight.
+        """
+        if self._status in (StrategyStatus.INITIALIZED, StrategyStatus.EMPTY):
+            raise RuntimeError("Strategy has not been run.")
+        with self._lock:
+            history = self.searcher.history
+            running = [model for _, model in self._running.values()]
+        if sort:
+            scored = sorted((o for o in history if o.score is not None), key=lambda o: o.score, reverse=True)
+            if limit is not None and limit > len(scored):
+                _logger.warning("Only %d models are trained, but %d top models are requested.", len(scored), limit)
+            for observation in scored[:limit]:
+                yield self._finished_model(observation.id, observation.arch, observation.score)
+            return
+        models = [self._finished_model(o.id, o.arch, o.score) for o in history] + running
+        yield from models[:limit]
+
+    def _finished_model(self, pid: int, arch: dict[str, Any], score: float | None) -> ExecutableModelSpace:
+        model = self._models.get(pid)
+        if model is None or model.status not in (ModelStatus.Trained, ModelStatus.Failed):
+            # Evaluated before a resume, or garbage-collected: rebuild it.
+            model = self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+            if score is not None:
+                model.metrics.final = score
+            model.status = ModelStatus.Trained if score is not None else ModelStatus.Failed
+        return model
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """The searcher's state plus the proposals in flight (``{proposal id: arch}``), which a resume resubmits."""
+        if self._refused_resume is not None:
+            # Refusing here keeps NasExperiment.save_checkpoint from overwriting the checkpoint we did not load.
+            raise RuntimeError(self._refused_resume)
+        with self._lock:
+            running = {pid: dict(arch) for pid, arch in self._pending_archs.items()}
+            running.update({pid: dict(arch) for pid, arch in self._resubmit})
+            return {
+                "version": _STATE_VERSION,
+                "searcher": self.searcher.state_dict(),
+                "running": dict(sorted(running.items())),
+                "num_running_models": len(running),
+            }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a search saved by :meth:`state_dict` (call after ``initialize``, before ``run``).
+
+        Models that were in flight are submitted again first. With NNI's training-service engine, which NNI 3.0
+        cannot resume, this raises instead (and :meth:`state_dict` then refuses, so the checkpoint stays intact).
+        """
+        if _is_training_service(self.engine):
+            self._refused_resume = (
+                "AseNas cannot resume on NNI's training-service engine: NNI 3.0 cannot resume such an experiment "
+                "(its manager's ImportData is not handled). The checkpoint is left untouched. Start a new "
+                "experiment, e.g. AseNas(initial_architectures=<best samples of the old one>), or run with "
+                "the sequential engine, which resumes."
+            )
+            raise RuntimeError(self._refused_resume)
+        if state_dict.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported AseNas state version {state_dict.get('version')!r}")
+        with self._lock:
+            self.searcher.load_state_dict(state_dict["searcher"])
+            self._resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
+            self._pending_archs = {}
+            self._running = {}
+        if self._resubmit:
+            _logger.info("Loaded state: %d finished, %d in flight (submitted again first).",
+                         len(self.searcher.history), len(self._resubmit))
+        else:
+            _logger.info("Loaded state: %d finished.", len(self.searcher.history))
+
+
+def _score(metric: Any) -> float | None:
+    """A float from a metric (a number, or a dict with ``"default"``); None if missing, not a number or not finite."""
+    if isinstance(metric, Mapping):
+        metric = metric.get("default")
+    if isinstance(metric, bool) or not isinstance(metric, (int, float)):
+        return None
+    value = float(metric)
+    return value if math.isfinite(value) else None
+
+
+def _is_training_service(engine: ExecutionEngine) -> bool:
+    while isinstance(engine, Middleware):
+        engine = engine.engine
+    return isinstance(engine, TrainingServiceExecutionEngine)
