@@ -1,7 +1,7 @@
 """ASE-NAS (Automatic Subspace Evoking for Efficient NAS) for Microsoft NNI.
 
-The engine-free searcher (:class:`AseNasSearcher`) is imported eagerly; the NNI strategy (:class:`AseNas`) and
-tuner (:class:`AseNasTuner`) are imported on first use, because importing ``nni.nas`` takes seconds.
+Public classes are imported on first use: the searcher needs torch and the NNI strategy ``nni.nas``, which take
+seconds to import, while the table and the CLI's light commands need neither.
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .searcher import AseNasSearcher, Observation, Proposal
-
 __version__ = "0.1.0"
 
 __all__ = ["AseNas", "AseNasSearcher", "AseNasTuner", "Observation", "Proposal", "__version__"]
 
-_LAZY = {"AseNas": "nni_asenas.strategy", "AseNasTuner": "nni_asenas.tuner"}
+_LAZY = {
+    "AseNas": "nni_asenas.strategy",
+    "AseNasSearcher": "nni_asenas.searcher",
+    "AseNasTuner": "nni_asenas.tuner",
+    "Observation": "nni_asenas.searcher",
+    "Proposal": "nni_asenas.searcher",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -131,10 +131,12 @@ class AseNasPolicy(nn.Module):
             h, e = layer(h, e, graph)
         return h
 
-    def rollout(self, graph: CandidateGraph, choose: Callable[[int, torch.Tensor], int]) -> Rollout:
-        """Run the controller once. ``choose(position, probabilities)`` returns the token at that position
-        (a sampler, or a replay of recorded tokens)."""
-        node_embeddings = self.embed(graph)
+    def rollout(
+        self, node_embeddings: torch.Tensor, choose: Callable[[int, torch.Tensor], int]
+    ) -> Rollout:
+        """Run the controller once over ``embed(graph)``. ``choose(position, probabilities)`` returns the token at
+        that position (a sampler, or a replay of recorded tokens). Rollouts over one graph may share its
+        embeddings: their losses can then be summed into one backward pass."""
         keys = self.attention_key(node_embeddings)
         x = node_embeddings.mean(dim=0, keepdim=True)
         state = None
@@ -167,20 +169,20 @@ class AseNasPolicy(nn.Module):
             x = self.option_embedding.weight[start + option : start + option + 1]
         return Rollout(tokens, torch.stack(log_probs).sum(), torch.stack(entropies).sum())
 
-    def sample(self, graph: CandidateGraph, rng: np.random.Generator) -> Rollout:
+    def sample(self, node_embeddings: torch.Tensor, rng: np.random.Generator) -> Rollout:
         def draw(_: int, p: torch.Tensor) -> int:
             cumulative = np.cumsum(p.numpy(), dtype=np.float64)
             return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(cumulative) - 1))
 
-        return self.rollout(graph, draw)
+        return self.rollout(node_embeddings, draw)
 
-    def replay(self, graph: CandidateGraph, tokens: Sequence[int]) -> Rollout:
+    def replay(self, node_embeddings: torch.Tensor, tokens: Sequence[int]) -> Rollout:
         def recorded(position: int, p: torch.Tensor) -> int:
             if not 0 <= tokens[position] < len(p):
                 raise ValueError(f"token {tokens[position]} at position {position} is out of range for {len(p)} choices")
             return int(tokens[position])
 
-        return self.rollout(graph, recorded)
+        return self.rollout(node_embeddings, recorded)
 
     @staticmethod
     def edits(tokens: Sequence[int]) -> list[tuple[int, int]]:

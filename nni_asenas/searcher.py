@@ -10,6 +10,7 @@ Nothing here knows NNI: :class:`nni_asenas.AseNas` (strategy) and :class:`nni_as
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -40,6 +41,24 @@ _logger = logging.getLogger(__name__)
 # recorded through observe() (evaluated elsewhere).
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
 _STATE_VERSION = 1
+
+
+def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with one torch thread. The policy's tensors are tiny: a thread pool only adds waiting, and
+    on a busy machine (trials training beside the search) spinning threads slow each proposal many times over."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return method(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -176,7 +195,7 @@ class AseNasSearcher:
         temperature: float = 5.0,
         initial_architectures: Sequence[Mapping[str, Any]] = (),
         constraint: Callable[[dict[str, Any]], bool] | None = None,
-        max_redraws: int = 10,
+        max_redraws: int = 3,
         seed: int = 0,
     ) -> None:
         for name, value, low in (("k", k, 1), ("n_steps", n_steps, 1), ("hidden_size", hidden_size, 1), ("max_redraws", max_redraws, 1)):
@@ -238,6 +257,7 @@ class AseNasSearcher:
     def history(self) -> list[Observation]:
         return [self._observation(rid) for rid in self._history]
 
+    @_one_thread
     def ask(self) -> Proposal | None:
         """The next architecture to evaluate, or None when every valid architecture has been proposed."""
         while self._initial_queue:
@@ -252,6 +272,7 @@ class AseNasSearcher:
             return None if code is None else self._propose(code, RANDOM)
         return self._search_step()
 
+    @_one_thread
     def tell(self, proposal_id: int, score: float | None) -> None:
         """Report the score of a proposal (None, NaN or inf: the trial failed)."""
         record = self._records.get(proposal_id)
@@ -359,12 +380,12 @@ class AseNasSearcher:
 
     def _search_step(self) -> Proposal | None:
         graph = self._graph_snapshot()
-        tensors = CandidateGraph.from_arrays(*graph)
+        embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))  # shared by every redraw
         slot = 0
         lessons: list[tuple[list[int], float]] = []
         lesson_rollouts: list[tuple[torch.Tensor, torch.Tensor]] = []
         for _ in range(self._config.max_redraws):
-            rollout = self._policy.sample(tensors, self._rng)
+            rollout = self._policy.sample(embeddings, self._rng)
             slot = rollout.tokens[0]
             centre = self._records[self._slots[slot]]
             child = apply_edits(centre.code, AseNasPolicy.edits(rollout.tokens))
@@ -456,8 +477,9 @@ class AseNasSearcher:
         if cache is not None and cache.proposal_id == rid and cache.version == self._version:
             rollouts = cache.rollouts
         else:  # parameters changed since sampling (or the state was reloaded): re-score the recorded tokens
-            graph = CandidateGraph.from_arrays(*step.graph)
-            rollouts = [(r.log_prob, r.entropy) for r in (self._policy.replay(graph, tokens) for tokens, _ in samples)]
+            embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
+            replays = [self._policy.replay(embeddings, tokens) for tokens, _ in samples]
+            rollouts = [(r.log_prob, r.entropy) for r in replays]
         terms = [(lp, ent, r) for (lp, ent), (_, r) in zip(rollouts, samples) if r is not None]
         if terms:
             self._update_policy(terms)
