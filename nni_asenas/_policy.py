@@ -63,12 +63,13 @@ class EdgeSageLayer(nn.Module):
     linear map of ``[neighbour, edge]``. Edges are updated from ``[edge, start node, end node]``.
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, hidden: int) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, hidden: int, *, update_edges: bool = True) -> None:
         super().__init__()
         self.self_map = nn.Linear(node_dim, hidden)
         self.in_message = nn.Linear(node_dim + edge_dim, hidden, bias=False)
         self.out_message = nn.Linear(node_dim + edge_dim, hidden, bias=False)
-        self.edge_map = nn.Linear(edge_dim + 2 * node_dim, hidden)
+        # The last layer's edge output would feed nothing: it has no edge update.
+        self.edge_map = nn.Linear(edge_dim + 2 * node_dim, hidden) if update_edges else None
 
     def forward(self, h: torch.Tensor, e: torch.Tensor, graph: CandidateGraph) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = graph.edges[:, 0], graph.edges[:, 1]
@@ -76,8 +77,9 @@ class EdgeSageLayer(nn.Module):
         incoming = graph.mean_in @ self.in_message(torch.cat([h_start, e], dim=1))
         outgoing = graph.mean_out @ self.out_message(torch.cat([h_end, e], dim=1))
         h_new = F.relu(self.self_map(h) + incoming + outgoing)
-        e_new = F.relu(self.edge_map(torch.cat([e, h_start, h_end], dim=1)))
-        return h_new, e_new
+        if self.edge_map is None:
+            return h_new, e
+        return h_new, F.relu(self.edge_map(torch.cat([e, h_start, h_end], dim=1)))
 
 
 class AseNasPolicy(nn.Module):
@@ -109,7 +111,9 @@ class AseNasPolicy(nn.Module):
         feature_dim = self.offsets[-1] + 1  # one-hot code + score
 
         dims = [feature_dim] + [hidden_size] * n_graph_layers
-        self.graph_layers = nn.ModuleList(EdgeSageLayer(dims[i], dims[i], dims[i + 1]) for i in range(n_graph_layers))
+        self.graph_layers = nn.ModuleList(
+            EdgeSageLayer(dims[i], dims[i], dims[i + 1], update_edges=i + 1 < n_graph_layers) for i in range(n_graph_layers)
+        )
         self.lstm = nn.LSTMCell(hidden_size, hidden_size)
         self.attention_key = nn.Linear(hidden_size, hidden_size, bias=False)
         self.attention_query = nn.Linear(hidden_size, hidden_size, bias=False)

@@ -1,0 +1,75 @@
+"""Per-proposal overhead of the ASE-NAS searcher (choose + learn, no evaluation) on NAS-Bench-201.
+
+Times ``ask()`` + ``tell()`` around table lookups (which are not counted) over full-budget searches, and prints
+mean / median / p95 milliseconds per proposal with the machine's load. Target: under 5 ms on CPU.
+
+    python benchmarks/searcher_overhead.py [--dataset cifar10] [--seeds 5] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from nni_asenas.nasbench201 import BUDGET_SECONDS, load_table
+from nni_asenas.searcher import AseNasSearcher
+
+
+def time_search(dataset: str, seed: int) -> tuple[list[float], list[float]]:
+    table = load_table()
+    signal, cost = table.signal_array(dataset), table.cost_array(dataset)
+    searcher = AseNasSearcher(table.decisions(), seed=seed)
+    asks, tells, spent = [], [], 0.0
+    while spent < BUDGET_SECONDS[dataset]:
+        start = time.perf_counter()
+        proposal = searcher.ask()
+        asks.append(time.perf_counter() - start)
+        index = table.index(proposal.arch)
+        spent += cost[index]
+        start = time.perf_counter()
+        searcher.tell(proposal.id, signal[index] / 100)
+        tells.append(time.perf_counter() - start)
+    return asks, tells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    time_search(args.dataset, seed=10_000)  # warm-up: imports, allocator, first-call costs
+    asks, tells = [], []
+    for seed in range(args.seeds):
+        a, t = time_search(args.dataset, seed)
+        asks += a
+        tells += t
+    per_proposal = 1000 * (np.array(asks) + np.array(tells))
+    numbers = {
+        "dataset": args.dataset,
+        "seeds": args.seeds,
+        "proposals": len(per_proposal),
+        "ask_ms_mean": 1000 * float(np.mean(asks)),
+        "tell_ms_mean": 1000 * float(np.mean(tells)),
+        "per_proposal_ms_mean": float(per_proposal.mean()),
+        "per_proposal_ms_median": float(np.median(per_proposal)),
+        "per_proposal_ms_p95": float(np.percentile(per_proposal, 95)),
+        "load_average_1min": os.getloadavg()[0],
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+    for name, value in numbers.items():
+        print(f"{name:<24} {value:.3f}" if isinstance(value, float) else f"{name:<24} {value}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(numbers, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
