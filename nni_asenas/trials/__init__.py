@@ -1,0 +1,1 @@
+"""Trial programs that NNI (or torchrun) runs: ``python -m nni_asenas.trials.<name>``."""
