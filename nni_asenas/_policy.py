@@ -1,8 +1,10 @@
 """The ASE-NAS policy: an edge-aware graph network over the candidate set and an LSTM controller.
 
 One rollout emits ``1 + 2 * n_steps`` tokens: the subspace (candidate) index, then ``n_steps`` times a decision
-index and an option index for it. :meth:`AseNasPolicy.rollout` both samples tokens and re-scores given tokens
-(teacher forcing), so a pending proposal can be scored under the current parameters when its result arrives.
+index and an option index for it. Rollouts run as a batch: the searcher draws a few at once (the later ones are
+redraws for when the first lands on a known architecture), which costs about as much as one.
+:meth:`AseNasPolicy.rollout` both samples tokens and re-scores given tokens (teacher forcing), so a pending
+proposal can be scored under the current parameters when its result arrives.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ class CandidateGraph:
 
 @dataclass
 class Rollout:
-    tokens: list[int]
-    log_prob: torch.Tensor  # scalar: sum over all tokens
-    entropy: torch.Tensor  # scalar: sum over all tokens
+    """A batch of B rollouts: tokens (B, 1 + 2 * n_steps) with option tokens relative to their decision, and per
+    rollout the summed log-probability and entropy of its tokens, shape (B,)."""
+
+    tokens: np.ndarray
+    log_prob: torch.Tensor
+    entropy: torch.Tensor
 
 
 class EdgeSageLayer(nn.Module):
@@ -125,6 +130,10 @@ class AseNasPolicy(nn.Module):
         with torch.no_grad():
             for parameter in self.parameters():
                 parameter.uniform_(-init_range, init_range, generator=generator)
+        masks = torch.zeros(len(self.sizes), self.offsets[-1], dtype=torch.bool)
+        for decision in range(len(self.sizes)):
+            masks[decision, self.offsets[decision] : self.offsets[decision + 1]] = True
+        self.register_buffer("option_masks", masks, persistent=False)
 
     def _squash(self, logits: torch.Tensor, c: float) -> torch.Tensor:
         return c * torch.tanh(logits / self.temperature)
@@ -135,60 +144,71 @@ class AseNasPolicy(nn.Module):
             h, e = layer(h, e, graph)
         return h
 
-    def rollout(
-        self, node_embeddings: torch.Tensor, choose: Callable[[int, torch.Tensor], int]
-    ) -> Rollout:
-        """Run the controller once over ``embed(graph)``. ``choose(position, probabilities)`` returns the token at
-        that position (a sampler, or a replay of recorded tokens). Rollouts over one graph may share its
-        embeddings: their losses can then be summed into one backward pass."""
+    def rollout(self, node_embeddings: torch.Tensor, choose: Callable[[int, np.ndarray], np.ndarray], batch: int) -> Rollout:
+        """Run ``batch`` controller rollouts over ``embed(graph)``. ``choose(position, probabilities (B, n))`` returns
+        the B tokens at that position (a sampler, or a replay of recorded tokens)."""
         keys = self.attention_key(node_embeddings)
-        x = node_embeddings.mean(dim=0, keepdim=True)
-        state = None
-        tokens: list[int] = []
+        rows = torch.arange(batch)
+        tokens = np.zeros((batch, 1 + 2 * self.n_steps), dtype=np.int64)
         log_probs: list[torch.Tensor] = []
         entropies: list[torch.Tensor] = []
 
-        def emit(logits: torch.Tensor) -> int:
+        def emit(logits: torch.Tensor, valid: torch.Tensor | None = None) -> np.ndarray:
+            if valid is not None:  # option logits: only the chosen decision's options
+                logits = logits.masked_fill(~valid, float("-inf"))
             log_p = F.log_softmax(logits, dim=-1)
             p = log_p.exp()
-            token = choose(len(tokens), p.detach())
-            tokens.append(token)
-            log_probs.append(log_p[token])
-            entropies.append(-(p * log_p).sum())
+            position = len(log_probs)
+            token = choose(position, p.detach().numpy())
+            tokens[:, position] = token
+            log_probs.append(log_p[rows, torch.from_numpy(token)])
+            entropies.append(-(p * (log_p if valid is None else log_p.masked_fill(~valid, 0.0))).sum(dim=-1))
             return token
 
         # Global search: attention of the LSTM state over the candidates picks the subspace.
-        h, c = state = self.lstm(x, state)
-        attention = self.attention_score(torch.tanh(keys + self.attention_query(h))).view(-1)
-        subspace = emit(self._squash(attention, self.subspace_tanh))
-        x = node_embeddings[subspace : subspace + 1]
+        h, c = self.lstm(node_embeddings.mean(dim=0, keepdim=True).expand(batch, -1))
+        attention = self.attention_score(torch.tanh(keys.unsqueeze(0) + self.attention_query(h).unsqueeze(1)))
+        subspace = emit(self._squash(attention.squeeze(-1), self.subspace_tanh))
+        x = node_embeddings[torch.from_numpy(subspace)]
         # Local search: n_steps edits, each a decision then one of its options.
+        offsets = np.asarray(self.offsets)
         for _ in range(self.n_steps):
-            h, c = state = self.lstm(x, state)
-            decision = emit(self._squash(self.decision_head(h).view(-1), self.decision_tanh))
-            x = self.decision_embedding.weight[decision : decision + 1]
-            h, c = state = self.lstm(x, state)
-            start, stop = self.offsets[decision], self.offsets[decision + 1]
-            option = emit(self._squash(self.option_head(h).view(-1)[start:stop], self.option_tanh))
-            x = self.option_embedding.weight[start + option : start + option + 1]
-        return Rollout(tokens, torch.stack(log_probs).sum(), torch.stack(entropies).sum())
+            h, c = self.lstm(x, (h, c))
+            decision = emit(self._squash(self.decision_head(h), self.decision_tanh))
+            x = self.decision_embedding.weight[torch.from_numpy(decision)]
+            h, c = self.lstm(x, (h, c))
+            valid = self.option_masks[torch.from_numpy(decision)]
+            option = emit(self._squash(self.option_head(h), self.option_tanh), valid)  # index into all options
+            x = self.option_embedding.weight[torch.from_numpy(option)]
+            tokens[:, len(log_probs) - 1] = option - offsets[decision]
+        return Rollout(tokens, torch.stack(log_probs, dim=1).sum(dim=1), torch.stack(entropies, dim=1).sum(dim=1))
 
-    def sample(self, node_embeddings: torch.Tensor, rng: np.random.Generator) -> Rollout:
-        def draw(_: int, p: torch.Tensor) -> int:
-            cumulative = np.cumsum(p.numpy(), dtype=np.float64)
-            return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(cumulative) - 1))
+    def sample(self, node_embeddings: torch.Tensor, rng: np.random.Generator, batch: int = 1) -> Rollout:
+        def draw(_: int, p: np.ndarray) -> np.ndarray:
+            cumulative = np.cumsum(p, axis=1, dtype=np.float64)
+            u = rng.random(len(p)) * cumulative[:, -1]
+            return np.minimum((cumulative <= u[:, None]).sum(axis=1), p.shape[1] - 1)
 
-        return self.rollout(node_embeddings, draw)
+        return self.rollout(node_embeddings, draw, batch)
 
-    def replay(self, node_embeddings: torch.Tensor, tokens: Sequence[int]) -> Rollout:
-        def recorded(position: int, p: torch.Tensor) -> int:
-            if not 0 <= tokens[position] < len(p):
-                raise ValueError(f"token {tokens[position]} at position {position} is out of range for {len(p)} choices")
-            return int(tokens[position])
+    def replay(self, node_embeddings: torch.Tensor, tokens: np.ndarray) -> Rollout:
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(-1, 1 + 2 * self.n_steps)
+        offsets = np.asarray(self.offsets)
 
-        return self.rollout(node_embeddings, recorded)
+        def recorded(position: int, p: np.ndarray) -> np.ndarray:
+            token = tokens[:, position]
+            if position > 0 and position % 2 == 0:  # an option: stored relative to its decision
+                decision = tokens[:, position - 1]
+                if (token >= offsets[decision + 1] - offsets[decision]).any() or (token < 0).any():
+                    raise ValueError(f"recorded option tokens {token.tolist()} are out of range")
+                token = token + offsets[decision]
+            elif (token < 0).any() or (token >= p.shape[1]).any():
+                raise ValueError(f"recorded tokens {token.tolist()} at position {position} are out of range")
+            return token
+
+        return self.rollout(node_embeddings, recorded, len(tokens))
 
     @staticmethod
     def edits(tokens: Sequence[int]) -> list[tuple[int, int]]:
-        """The (decision, option) edits encoded by a rollout's tokens (after the subspace token)."""
+        """The (decision, option) edits encoded by one rollout's tokens (after the subspace token)."""
         return [(int(tokens[i]), int(tokens[i + 1])) for i in range(1, len(tokens), 2)]

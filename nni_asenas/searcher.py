@@ -94,26 +94,27 @@ class _Record:
 class _Step:
     """What a proposal needs to learn from its result, whatever happened in between.
 
-    ``tokens`` is the policy sample that produced it (empty for a fallback). ``lessons`` are the samples drawn
-    before it that landed on already evaluated architectures, with their rewards from the recorded scores; they
-    are learnt in the same single update, when this proposal's result arrives.
+    ``tokens`` is the batch of policy rollouts drawn for it: row ``own_row`` produced it (None for a fallback
+    neighbour); ``lessons`` are the earlier rows that landed on evaluated architectures, with rewards from their
+    recorded scores. All are learnt in one update when this proposal's result arrives.
     """
 
-    tokens: list[int]
+    tokens: list[list[int]]
     graph: tuple[np.ndarray, np.ndarray, np.ndarray]  # the candidate graph it was sampled on
     slot: int
     parent_score: float
-    lessons: list[tuple[list[int], float]] = field(default_factory=list)
+    own_row: int | None
+    lessons: list[tuple[int, float]] = field(default_factory=list)  # (row, reward)
 
 
 @dataclass
 class _Cache:
-    """Autograd graphs of the last proposal's samples (its own first, if any, then its lessons),
-    valid while the parameters have not changed since they were drawn."""
+    """The autograd graph of the last proposal's rollouts, valid while the parameters have not changed."""
 
     proposal_id: int
     version: int
-    rollouts: list[tuple[torch.Tensor, torch.Tensor]]  # (log_prob, entropy)
+    log_prob: torch.Tensor  # (B,)
+    entropy: torch.Tensor  # (B,)
 
 
 @dataclass
@@ -173,7 +174,8 @@ class AseNasSearcher:
     constraint
         ``arch -> bool``; False rejects a proposal before evaluation (it costs nothing and is redrawn).
     max_redraws
-        Policy samples per proposal before falling back to an unvisited neighbour of the chosen centre.
+        Policy samples drawn (as one batch) per proposal; if all land on known or invalid architectures, an
+        unvisited neighbour of the chosen centre is proposed instead.
     seed
         Seeds everything random: policy initialisation, sampling, random architectures.
 
@@ -380,34 +382,31 @@ class AseNasSearcher:
 
     def _search_step(self) -> Proposal | None:
         graph = self._graph_snapshot()
-        embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))  # shared by every redraw
-        slot = 0
-        lessons: list[tuple[list[int], float]] = []
-        lesson_rollouts: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for _ in range(self._config.max_redraws):
-            rollout = self._policy.sample(embeddings, self._rng)
-            slot = rollout.tokens[0]
+        embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
+        rollout = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws)
+        lessons: list[tuple[int, float]] = []
+        for row, tokens in enumerate(rollout.tokens.tolist()):
+            slot = tokens[0]
             centre = self._records[self._slots[slot]]
-            child = apply_edits(centre.code, AseNasPolicy.edits(rollout.tokens))
+            child = apply_edits(centre.code, AseNasPolicy.edits(tokens))
             known = self._by_code.get(child)
             if known is None:
                 if not self._is_valid(child):
                     continue
-                step = _Step(rollout.tokens, graph, slot, centre.score, lessons)
+                step = _Step(rollout.tokens.tolist(), graph, slot, centre.score, row, lessons)
                 proposal = self._propose(child, SEARCH, parent=self._slots[slot], step=step)
-                rollouts = [(rollout.log_prob, rollout.entropy), *lesson_rollouts]
-                self._cache = _Cache(proposal.id, self._version, rollouts)
+                self._cache = _Cache(proposal.id, self._version, rollout.log_prob, rollout.entropy)
                 return proposal
             if self._records[known].status == "done":
-                # A known result is a free lesson: its recorded score is the reward; draw again.
-                lessons.append((rollout.tokens, (self._records[known].score - centre.score) / self._stats.scale))
-                lesson_rollouts.append((rollout.log_prob, rollout.entropy))
+                # A known result is a free lesson: its recorded score is the reward; the next row is a redraw.
+                lessons.append((row, (self._records[known].score - centre.score) / self._stats.scale))
+        slot = int(rollout.tokens[0, 0])
         centre_id = self._slots[slot]
         for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
             if code not in self._by_code and self._is_valid(code):
-                step = _Step([], graph, slot, self._records[centre_id].score, lessons)
+                step = _Step(rollout.tokens.tolist(), graph, slot, self._records[centre_id].score, None, lessons)
                 proposal = self._propose(code, FALLBACK, parent=centre_id, step=step)
-                self._cache = _Cache(proposal.id, self._version, lesson_rollouts)
+                self._cache = _Cache(proposal.id, self._version, rollout.log_prob, rollout.entropy)
                 return proposal
         return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
 
@@ -471,30 +470,33 @@ class AseNasSearcher:
             self._slots[slot] = rid
 
     def _learn(self, rid: int, step: _Step, reward: float | None) -> None:
-        """One policy update for this proposal: its own reward (None if it failed or was a fallback) and its lessons."""
-        samples = ([(step.tokens, reward)] if step.tokens else []) + step.lessons
+        """One policy update for this proposal: its lessons and its own reward (None if it failed or is a fallback)."""
+        terms = list(step.lessons)
+        if step.own_row is not None and reward is not None:
+            terms.append((step.own_row, reward))
         cache, self._cache = self._cache, None
+        if not terms:
+            return
         if cache is not None and cache.proposal_id == rid and cache.version == self._version:
-            rollouts = cache.rollouts
+            log_prob, entropy = cache.log_prob, cache.entropy
         else:  # parameters changed since sampling (or the state was reloaded): re-score the recorded tokens
             embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
-            replays = [self._policy.replay(embeddings, tokens) for tokens, _ in samples]
-            rollouts = [(r.log_prob, r.entropy) for r in replays]
-        terms = [(lp, ent, r) for (lp, ent), (_, r) in zip(rollouts, samples) if r is not None]
-        if terms:
-            self._update_policy(terms)
+            replay = self._policy.replay(embeddings, np.asarray(step.tokens))
+            log_prob, entropy = replay.log_prob, replay.entropy
+        self._update_policy(log_prob, entropy, terms)
 
-    def _update_policy(self, terms: Sequence[tuple[torch.Tensor, torch.Tensor, float]]) -> None:
-        """One REINFORCE step over ``(log_prob, entropy, reward)`` samples, with an exponential-moving-average
+    def _update_policy(self, log_prob: torch.Tensor, entropy: torch.Tensor, terms: Sequence[tuple[int, float]]) -> None:
+        """One REINFORCE step over the rollout rows in ``terms`` (row, reward), with an exponential-moving-average
         baseline of past rewards and an entropy bonus."""
-        loss = sum(-log_prob * (reward - self._baseline) - self._config.entropy_weight * entropy
-                   for log_prob, entropy, reward in terms)
+        rows = torch.tensor([row for row, _ in terms])
+        advantages = torch.tensor([reward - self._baseline for _, reward in terms], dtype=log_prob.dtype)
+        loss = -(log_prob[rows] * advantages).sum() - self._config.entropy_weight * entropy[rows].sum()
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
         self._version += 1
         decay = self._config.baseline_decay
-        for _, _, reward in terms:
+        for _, reward in terms:
             self._baseline = decay * self._baseline + (1.0 - decay) * reward
 
     # ------------------------------------------------------------------ helpers
