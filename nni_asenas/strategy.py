@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from nni.mutable import SampleValidationError
 from nni.nas.execution import ExecutionEngine, Middleware, TrainingServiceExecutionEngine
-from nni.nas.execution.event import ModelEventType, TrainingEndEvent
+from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEndEvent
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy.base import Strategy, StrategyStatus
 
@@ -50,8 +50,10 @@ class AseNas(Strategy):
 
     Searchable mutables: ``Categorical`` and ``CategoricalMultiple``; annotations and constraints are checked by
     ``space.freeze``. A ``Numerical`` (or another mutable) is refused when the strategy is initialised.
-    Metrics are higher-is-better (a dict metric is read at ``"default"``); a failed model, or one whose metric is
-    missing or NaN, gets no reward and is never proposed again.
+    Metrics are higher-is-better (a dict metric is read at ``"default"``). A model's final metric is its result; a
+    model that ends without one (its trial failed) or reports a non-finite one gets no reward and is never proposed
+    again. With ``SequentialExecutionEngine``, pass ``continue_on_failure=True`` (as for every NNI strategy) so that
+    a trial that raises does not stop the engine itself.
 
     Parameters
     ----------
@@ -102,8 +104,10 @@ class AseNas(Strategy):
         self._codec: SpaceCodec | None = None
         self._searcher: AseNasSearcher | None = None
         self._lock = threading.RLock()  # engine callbacks may come from another thread
-        self._running: dict[int, tuple[int, ExecutableModelSpace]] = {}  # id(model) -> (proposal id, model)
-        self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not finished
+        self._untold: dict[int, tuple[int, ExecutableModelSpace]] = {}  # id(model) -> (proposal id, model)
+        self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not told
+        self._training: dict[int, ExecutableModelSpace] = {}  # id(model) -> model, submitted, training not ended
+        self._ended_without_metric: dict[int, ExecutableModelSpace] = {}  # proposal id -> model (see _tell)
         self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the loaded state was saved
         self._models: weakref.WeakValueDictionary[int, ExecutableModelSpace] = weakref.WeakValueDictionary()
         self._frozen: tuple[dict[str, Any], ExecutableModelSpace] | None = None  # last model the constraint froze
@@ -148,6 +152,7 @@ class AseNas(Strategy):
             max_redraws=self.max_redraws,
             seed=self.seed,
         )
+        engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
         _logger.info("AseNas initialised: %d decisions from %d labels. %r", len(self._codec.decisions),
                      len(self._codec.labels), self)
@@ -162,11 +167,14 @@ class AseNas(Strategy):
             self.engine.submit_models(submission)
         _logger.debug("Waiting for the models in flight...")
         self.engine.wait_models()
+        with self._lock:
+            self._fail_models_ended_without_metric()
         best = self.searcher.best
         if best is not None:
             _logger.info("Best: proposal %d, metric %s: %s", best.id, best.score, self._codec_or_fail().to_sample(best.arch))
 
     def _cleanup(self) -> None:
+        self.engine.unregister_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         self.engine.unregister_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
 
     # ------------------------------------------------------------------ proposals and results
@@ -202,36 +210,63 @@ class AseNas(Strategy):
             if proposal is None:
                 return None
             model = self._freeze(proposal.arch)
-            self._running[id(model)] = (proposal.id, model)
+            self._untold[id(model)] = (proposal.id, model)
             self._pending_archs[proposal.id] = proposal.arch
+            self._training[id(model)] = model
             self._models[proposal.id] = model
         origin = f" from candidate {proposal.parent}" if proposal.parent is not None else ""
         _logger.info("[Proposal %d] %s%s: %s", proposal.id, proposal.kind, origin, model.sample)
         return model
 
-    def _on_training_end(self, event: TrainingEndEvent) -> None:
+    # A model's final metric is its result, and the trial's end only tells about models that never reported one.
+    # NNI 3.0's training service can pair a trial's end with another trial's parameter when several run at once
+    # (microsoft/nni#5693, #5726), while metrics carry the parameter the trial really ran. So a model that ended
+    # without a metric counts as failed only once no model is in flight: its metric could still be on its way.
+
+    def _proposal_of(self, model: ExecutableModelSpace) -> int | None:
+        entry = self._untold.get(id(model))
+        return entry[0] if entry is not None and entry[1] is model else None
+
+    def _tell(self, pid: int, model: ExecutableModelSpace, score: float | None) -> None:
+        del self._untold[id(model)]
+        del self._pending_archs[pid]
+        self._ended_without_metric.pop(pid, None)
+        self.searcher.tell(pid, score)
+
+    def _on_final_metric(self, event: FinalMetricEvent) -> None:
         with self._lock:
-            entry = self._running.get(id(event.model))
-            if entry is None or entry[1] is not event.model:
-                _logger.debug("Training end of a model AseNas did not submit. Ignored: %s", event.model)
-                return
-            del self._running[id(event.model)]
-            pid = entry[0]
-            if event.status == ModelStatus.Interrupted:
-                # Not evaluated: it stays pending (in state_dict) and is submitted again on resume.
-                _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.", pid)
-                return
-            del self._pending_archs[pid]
-            metric = event.model.metric if event.status == ModelStatus.Trained else None
-            score = _score(metric)
-            self.searcher.tell(pid, score)
+            pid = self._proposal_of(event.model)
+            if pid is None:
+                return  # not ours, or a second final metric
+            score = _score(event.metric)
+            self._tell(pid, event.model, score)
             best = self.searcher.best
         if score is None:
-            _logger.warning("[Proposal %d] %s with metric %r: no reward, never proposed again.", pid,
-                            event.status.value, metric)
+            _logger.warning("[Proposal %d] metric %r is not a finite number: no reward, never proposed again.",
+                            pid, event.metric)
         else:
-            _logger.info("[Metric] proposal %d: %s (best so far: %s, proposal %s)", pid, metric,
+            _logger.info("[Metric] proposal %d: %s (best so far: %s, proposal %s)", pid, event.metric,
                          best.score if best else None, best.id if best else None)
+
+    def _on_training_end(self, event: TrainingEndEvent) -> None:
+        with self._lock:
+            if self._training.pop(id(event.model), None) is not event.model:
+                return  # a model AseNas did not submit
+            pid = self._proposal_of(event.model)
+            if pid is not None:
+                if event.status == ModelStatus.Interrupted:
+                    # Not evaluated: it stays pending (in state_dict) and is submitted again on resume.
+                    del self._untold[id(event.model)]
+                    _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.", pid)
+                else:
+                    self._ended_without_metric[pid] = event.model
+            if not self._training:
+                self._fail_models_ended_without_metric()
+
+    def _fail_models_ended_without_metric(self) -> None:
+        for pid, model in sorted(self._ended_without_metric.items()):
+            self._tell(pid, model, None)
+            _logger.warning("[Proposal %d] ended without a final metric: failed, never proposed again.", pid)
 
     # ------------------------------------------------------------------ results
 
@@ -245,7 +280,7 @@ class AseNas(Strategy):
             raise RuntimeError("Strategy has not been run.")
         with self._lock:
             history = self.searcher.history
-            running = [model for _, model in self._running.values()]
+            running = [model for _, model in self._untold.values()]
         if sort:
             scored = sorted((o for o in history if o.score is not None), key=lambda o: o.score, reverse=True)
             if limit is not None and limit > len(scored):
@@ -303,7 +338,9 @@ class AseNas(Strategy):
             self.searcher.load_state_dict(state_dict["searcher"])
             self._resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
             self._pending_archs = {}
-            self._running = {}
+            self._untold = {}
+            self._training = {}
+            self._ended_without_metric = {}
         if self._resubmit:
             _logger.info("Loaded state: %d finished, %d in flight (submitted again first).",
                          len(self.searcher.history), len(self._resubmit))
