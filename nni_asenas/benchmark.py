@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from peewee import Proxy
+from peewee import Proxy, SchemaManager
 from playhouse.sqlite_ext import SqliteExtDatabase
 
 from nni.nas.benchmark.constants import DATABASE_DIR, DB_URLS
@@ -229,10 +229,8 @@ def database_info(path: str | os.PathLike[str]) -> dict[str, str]:
 def _schema_statements(name: str) -> tuple[list[str], list[str]]:
     """NNI's CREATE TABLE / CREATE INDEX statements for ``name``, with measurement columns made nullable."""
     scratch = SqliteExtDatabase(":memory:")
-    from peewee import SchemaManager  # the public way to run a model's DDL against another database
-
     for model in _MODELS[name]:
-        manager = SchemaManager(model, scratch)
+        manager = SchemaManager(model, scratch)  # the model's DDL run on another database; the proxy is untouched
         manager.create_table(safe=False)
         manager.create_indexes(safe=False)
     rows = scratch.execute_sql("SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
