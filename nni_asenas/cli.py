@@ -10,7 +10,7 @@ from typing import Sequence
 from .errors import UsageError
 
 # Each module exposes ``add_parser(subparsers)`` (which sets ``func=run``) and ``run(args) -> int``.
-COMMANDS: tuple[str, ...] = ("search", "query", "db")
+COMMANDS: tuple[str, ...] = ("search", "query", "db", "register", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -348,6 +348,12 @@ class NasBench201Table:
         """:meth:`test_accuracy` of every architecture, by index (read-only)."""
         return self._arrays[_COLUMNS[normalize_dataset(dataset)]["test200"]]
 
+    def metric_array(self, dataset: str, metric: str) -> np.ndarray:
+        """One figure of every architecture, by index (read-only): ``metric`` as in :meth:`optimum`."""
+        if metric not in _METRICS:
+            raise ValueError(f"unknown metric {metric!r} (valid: {', '.join(_METRICS)})")
+        return self._arrays[_COLUMNS[normalize_dataset(dataset)][_METRICS[metric]]]
+
     def column(self, name: str) -> np.ndarray:
         """One stored column by its CSV name (see :attr:`columns`), by index (read-only).
 
@@ -386,9 +392,7 @@ class NasBench201Table:
         """``(index, value)`` of the best architecture on ``dataset`` by ``metric``: ``"test_accuracy"`` (200-epoch
         test, seed mean), ``"signal"`` (12-epoch validation) or ``"val200"`` (200-epoch validation, seed mean).
         Ties go to the lowest index."""
-        if metric not in _METRICS:
-            raise ValueError(f"unknown metric {metric!r} (valid: {', '.join(_METRICS)})")
-        values = self._arrays[_COLUMNS[normalize_dataset(dataset)][_METRICS[metric]]]
+        values = self.metric_array(dataset, metric)
         best = int(np.argmax(values))
         return best, float(values[best])
 
