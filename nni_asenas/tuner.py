@@ -123,7 +123,8 @@ class AseNasTuner(Tuner):
         Candidate subspaces (K) and edits per proposal (M).
     initial_architectures
         ASE-NAS+: start the candidate set from these. A list of parameter dicts (or NAS-Bench-201 arch strings), or
-        the path of an earlier ``result.json`` whose ``candidates`` are NAS-Bench-201 arch strings.
+        the absolute path of an earlier ``result.json`` whose ``candidates`` are NAS-Bench-201 arch strings (NNI
+        runs the tuner in the experiment's log directory, so relative paths rarely mean what was meant).
     max_queries, budget_seconds
         Stop rule; either or both. Every evaluated, failed or imported architecture is a query. Seconds are the final
         metric's ``simulated_seconds`` when it reports one, else the wall time from proposal to result.
@@ -457,8 +458,8 @@ def _read_initial_architectures(value: str | Sequence[Any] | None) -> list[Mappi
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UsageError(f"AseNasTuner: cannot read initial_architectures file {str(value)!r} "
-                             f"(relative to {Path.cwd()}): {exc}") from None
+            raise UsageError(f"AseNasTuner: cannot read initial_architectures file {str(value)!r} (relative paths "
+                             f"start at {Path.cwd()}, so give an absolute one): {exc}") from None
         candidates = result.get("candidates") if isinstance(result, Mapping) else None
         if not isinstance(candidates, list) or not candidates:
             raise UsageError(f"AseNasTuner: initial_architectures file {str(value)!r} has no 'candidates' list")
