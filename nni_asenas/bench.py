@@ -400,6 +400,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 "found_signal_optimum": float(np.mean([bool(p) and p["index"] == optimal_index for p in picks])),
                 "decision_ms_per_query": float(np.mean([r.get("decision_ms_per_query", math.nan) for r in group])),
                 "cpu_ms_per_query": float(np.mean([r.get("cpu_ms_per_query", math.nan) for r in group])),
+                "cpu_seconds": float(sum(r.get("cpu_ms_per_query", math.nan) * r["queries"] for r in group) / 1000),
                 "wall_seconds": float(sum(walls)),
                 "wall_seconds_per_run": float(np.mean(walls)),
             }
@@ -519,8 +520,9 @@ def plot_curves(results: Iterable[Mapping[str, Any]], path: Path, *, points: int
             with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)  # one run so far at a point: no spread yet
                 se = np.nan_to_num(np.nanstd(values, axis=0, ddof=1) / np.sqrt(n))
-            line, = axis.plot(x, mean, label=f"{strategy} (n={len(curves)})", linewidth=1.4)
-            axis.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+            color = f"C{list(STRATEGIES).index(strategy)}"  # the same colour in every panel
+            axis.plot(x, mean, label=f"{strategy} (n={len(curves)})", color=color, linewidth=1.4)
+            axis.fill_between(x, mean - se, mean + se, color=color, alpha=0.2)
             late = x >= 0.15 * end
             if late.any():
                 low = min(low, float(np.min((mean - se)[late])))

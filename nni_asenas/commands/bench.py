@@ -1,7 +1,8 @@
 """``nni-asenas bench``: ASE-NAS and NNI's own strategies on the embedded NAS-Bench-201 table, side by side.
 
 Writes ``DIR/summary.json``, ``DIR/summary.md``, ``DIR/curves.png`` and ``DIR/DATASET/STRATEGY/seed-N/result.json``;
-finished runs are skipped when the command is run again. The harness is :mod:`nni_asenas.bench`.
+finished runs are skipped when the command is run again (``DIR/settings.json`` holds the settings every run shares,
+``DIR/invocations.jsonl`` the time each invocation took). The harness is :mod:`nni_asenas.bench`.
 """
 
 from __future__ import annotations
@@ -126,12 +127,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--strategies: nothing left to run")
     settings = bench.BenchSettings(signal=args.signal, budget_seconds=args.budget_seconds, max_queries=args.max_queries)
     runs = bench.plan_runs(args.strategy_list, args.datasets, args.seed_list)
-    started, load_before = time.perf_counter(), _load()
+    started, load_before, executed = time.perf_counter(), _load(), []
     try:
-        failures = bench.run_benchmark(args.output, runs, settings, jobs=args.jobs, progress=not args.no_progress)
+        failures = bench.run_benchmark(args.output, runs, settings, jobs=args.jobs, progress=not args.no_progress,
+                                       on_done=lambda run, outcome: executed.append(run))
     except ValueError as exc:
         raise UsageError(f"--output: {exc}") from None
     elapsed = time.perf_counter() - started
+    invocations = _record_invocation(args.output, {
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(elapsed, 1), "jobs": args.jobs,
+        "runs_planned": len(runs), "runs_executed": len(executed), "cores": os.cpu_count(),
+        "load_average_before": load_before, "load_average_after": _load()})
     results = bench.load_results(args.output, runs)
     command = "nni-asenas bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
     notes = [f"{name} skipped: {reason}" for name, reason in skipped.items()]
@@ -143,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
         "command": command,
         "skipped": skipped,
         "failures": [{"strategy": r.strategy, "dataset": r.dataset, "seed": r.seed, "error": e} for r, e in failures.items()],
-        "this_invocation": {"wall_seconds": elapsed, "jobs": args.jobs, "runs_planned": len(runs),
-                            "load_average_before": load_before, "load_average_after": _load()},
+        "invocations": invocations,
         "reference": {"published": {label: {d: {"mean": m, "std": s} for d, (m, s) in numbers.items()}
                                     for label, numbers in bench.PUBLISHED.items()}},
         "results": summary,
@@ -160,6 +165,15 @@ def run(args: argparse.Namespace) -> int:
     for run_spec, error in failures.items():
         print(f"failed: {run_spec.strategy} {run_spec.dataset} seed {run_spec.seed}: {error}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _record_invocation(output: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append ``record`` to ``output/invocations.jsonl`` (one line per run of the command: a resumed benchmark's
+    time is the sum) and return every record so far."""
+    path = output / "invocations.jsonl"
+    with path.open("a") as stream:
+        stream.write(json.dumps(record) + "\n")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _load() -> list[float] | None:

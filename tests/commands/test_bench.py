@@ -100,6 +100,8 @@ def test_bench_writes_every_output_and_resumes(main, tmp_path, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     assert main(*args) == 0  # everything finished: nothing runs again
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+    invocations = json.loads((out / "summary.json").read_text())["invocations"]
+    assert [(i["runs_planned"], i["runs_executed"]) for i in invocations] == [(6, 6), (6, 0)]
     capsys.readouterr()
     assert main(*args[:-4], "--max-queries", "7", "--output", str(out)) == 2
     assert "holds runs with other settings" in capsys.readouterr().err
