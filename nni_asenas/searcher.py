@@ -326,8 +326,8 @@ class AseNasSearcher:
             "version": _STATE_VERSION,
             "decisions": self.decisions,
             "config": dict(vars(self._config)),
-            "policy": {name: tensor.detach().clone() for name, tensor in self._policy.state_dict().items()},
-            "optimizer": copy.deepcopy(self._optimizer.state_dict()),
+            "policy": _copy_state(self._policy.state_dict()),
+            "optimizer": _copy_state(self._optimizer.state_dict()),
             "rng": copy.deepcopy(self._rng.bit_generator.state),
             "records": {rid: dict(vars(r)) for rid, r in self._records.items()},
             "rejected": sorted(self._rejected),
@@ -355,7 +355,7 @@ class AseNasSearcher:
             raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
         self._config = _Config(**saved_config)
         self._policy.load_state_dict(state["policy"])
-        self._optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self._optimizer.load_state_dict(_copy_state(state["optimizer"]))
         self._rng.bit_generator.state = copy.deepcopy(state["rng"])
         self._records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
         self._by_code = {r.code: rid for rid, r in self._records.items()}
@@ -521,6 +521,18 @@ class AseNasSearcher:
     def _observation(self, rid: int) -> Observation:
         record = self._records[rid]
         return Observation(rid, self._arch(record.code), record.score, record.kind)
+
+
+def _copy_state(value: Any) -> Any:
+    """A copy of a (nested) state dict whose tensors are cloned: several times faster than ``copy.deepcopy``,
+    which matters for callers that checkpoint after every result (the NNI tuner)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _copy_state(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_state(item) for item in value)
+    return copy.copy(value)
 
 
 def _as_score(score: Any) -> float | None:
