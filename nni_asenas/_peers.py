@@ -4,7 +4,8 @@ The strategies are NNI's real classes. Those written as NAS strategies run on NN
 whose budget is the simulated one (:class:`SimulatedEngine`), over :class:`~nni_asenas.spaces.nasbench201.
 NasBench201Space` with an evaluator that looks the frozen model up in the table instead of training it
 (:class:`TableEvaluator`). TPE is NNI's tuner, driven directly (NNI's ``TPE`` strategy wraps the same tuner but
-sleeps 1 s per model). Every metric goes to the strategy as the signal / 100.
+sleeps 1 s per model); its result records how many of its proposals repeated an earlier one (NNI's tuner
+replaces those by the next unseen point of a grid). Every metric goes to the strategy as the signal / 100.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def run_tpe(benchmark: SimulatedBenchmark, seed: int) -> dict[str, Any]:
     query_seconds = 0.0
     tuner = TpeTuner(optimize_mode="maximize", seed=seed)
     tuner.update_search_space(search_space())
+    tuner.dedup = dedup = _CountingDeduplicator(tuner.dedup)
     parameter_id = 0
     while not benchmark.done:
         try:
@@ -108,8 +110,24 @@ def run_tpe(benchmark: SimulatedBenchmark, seed: int) -> dict[str, Any]:
         query_seconds += time.perf_counter() - tick
         tuner.receive_trial_result(parameter_id, parameters, signal / 100.0)
         parameter_id += 1
-    return _result(benchmark, "tpe", seed, {"class": "TpeTuner", "optimize_mode": "maximize"}, started,
-                   query_seconds)
+    return _result(benchmark, "tpe", seed, {"class": "TpeTuner", "optimize_mode": "maximize",
+                                            "duplicates_replaced": dedup.replaced}, started, query_seconds)
+
+
+class _CountingDeduplicator:
+    """Counts the proposals NNI's TPE repeated, which its ``Deduplicator`` replaced by the next unseen grid point."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.replaced = 0
+
+    def __call__(self, parameters: Any) -> Any:
+        result = self.inner(parameters)
+        self.replaced += result is not parameters
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _result(benchmark: SimulatedBenchmark, strategy: str, seed: int, settings: dict[str, Any], started: float,

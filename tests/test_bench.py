@@ -49,6 +49,13 @@ def test_peers_are_reproducible_per_seed(strategy):
     assert first != [s["arch"] for s in bench.run_one(strategy, "cifar10", 6, TINY)["trajectory"]]
 
 
+def test_tpe_records_how_often_nni_replaced_a_repeated_proposal():
+    result = bench.run_one("tpe", "cifar10", 0, BenchSettings(max_queries=60))
+    replaced = result["settings"]["duplicates_replaced"]
+    assert 0 < replaced < 60  # the first 20 are random start-up draws; then TPE's categorical search repeats itself
+    assert len({step["arch"] for step in result["trajectory"]}) == 60  # and NNI never queries a repeat
+
+
 def test_peers_stop_at_the_simulated_budget():
     result = bench.run_one("random", "cifar10", 0, BenchSettings(budget_seconds=1000.0))
     seconds = [step["simulated_seconds"] for step in result["trajectory"]]
