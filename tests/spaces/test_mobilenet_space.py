@@ -216,16 +216,51 @@ def test_random_samples_respect_the_constraint(nni_mutable):
     assert accepted and rejected
 
 
-@pytest.mark.parametrize("name", ["MobileNetV3Space", "ProxylessNAS"])
-def test_nni_hub_spaces_have_only_encodable_decisions(name, nni_mutable):
-    # ASE-NAS encodes one categorical option per decision; NNI's hub spaces must reduce to exactly that.
+@pytest.fixture(scope="module", params=["MobileNetV3Space", "ProxylessNAS"])
+def hub_space(request, nni_mutable):
     hub = pytest.importorskip("nni.nas.hub.pytorch")
-    space = getattr(hub, name)()
-    simplified = space.simplify()
+    return getattr(hub, request.param)()
+
+
+def test_nni_hub_spaces_have_only_encodable_decisions(hub_space, nni_mutable):
+    # ASE-NAS encodes one categorical option per decision; NNI's hub spaces must reduce to exactly that.
+    simplified = hub_space.simplify()
     assert simplified
     for label, mutable in simplified.items():
         assert "/" not in label
         assert isinstance(mutable, nni_mutable.Categorical), (label, mutable)
         assert len(mutable.values) >= 1 and len(set(map(repr, mutable.values))) == len(mutable.values)
-    sample = {label: mutable.values[-1] for label, mutable in simplified.items()}
-    space.freeze(sample)  # the largest option everywhere is a valid network
+
+
+# --------------------------------------------------------------------------------------- searched by AseNas (NNI)
+
+def search_with_asenas(space, score, max_models: int) -> list:
+    """Run AseNas with an evaluator that scores each built network by ``score(network)`` (no training)."""
+    import nni
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+
+    from nni_asenas import AseNas
+
+    def evaluate(network):
+        nni.report_final_result(float(score(network)))
+
+    engine = SequentialExecutionEngine(max_model_count=max_models)
+    AseNas(seed=0, k=2)(RawFormatModelSpace.from_model(space, FunctionalEvaluator(evaluate)), engine)
+    return list(engine.list_models())
+
+
+def test_asenas_pushed_towards_more_madds_never_submits_an_over_budget_network(nni_mutable):
+    budget = 400e6  # 38 % of random architectures fit: the score pushes proposals against the budget
+    space = mobilenet.MobileNetLikeSpace(max_madds=budget)
+    models = search_with_asenas(space, lambda network: count_madds(network.net.arch), max_models=12)
+    madds = [count_madds(model.sample) for model in models]
+    assert len(madds) == 12 and max(madds) <= budget
+    assert all(model.metrics.final == pytest.approx(m) for model, m in zip(models, madds))
+
+
+def test_asenas_searches_the_nni_hub_spaces(hub_space):
+    models = search_with_asenas(hub_space, lambda net: sum(p.numel() for p in net.parameters()), max_models=3)
+    assert len(models) == 3 and len({json.dumps(m.sample, sort_keys=True, default=str) for m in models}) == 3
+    assert all(model.metrics.final > 0 for model in models)
