@@ -67,7 +67,8 @@ class AseNas(Strategy):
         NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
         to start the candidate set from (ASE-NAS+); random architectures fill up to ``k``.
     max_redraws
-        Policy samples per proposal before falling back to an unvisited neighbour of the chosen candidate.
+        Policy samples drawn (as one batch) per proposal before falling back to an unvisited neighbour of the
+        chosen candidate.
     seed
         Seeds every random choice of the search.
     """
@@ -83,7 +84,7 @@ class AseNas(Strategy):
         entropy_weight: float = 5.05e-4,
         baseline_decay: float = 0.9,
         initial_architectures: Sequence[Mapping[str, Any]] = (),
-        max_redraws: int = 10,
+        max_redraws: int = 3,
         seed: int = 0,
     ) -> None:
         super().__init__()
