@@ -134,9 +134,29 @@ class AseNasPolicy(nn.Module):
         for decision in range(len(self.sizes)):
             masks[decision, self.offsets[decision] : self.offsets[decision + 1]] = True
         self.register_buffer("option_masks", masks, persistent=False)
+        self._option_masks_np = masks.numpy()
 
     def _squash(self, logits: torch.Tensor, c: float) -> torch.Tensor:
         return c * torch.tanh(logits / self.temperature)
+
+    def _probabilities(self, logits: torch.Tensor, c: float, valid: np.ndarray | None = None) -> np.ndarray:
+        """Sampling probabilities of squashed ``logits`` (B, n), computed in numpy: cheaper than autograd ops,
+        which are only needed for the log-probabilities, computed once per rollout in :meth:`_score`."""
+        squashed = c * np.tanh(logits.detach().numpy().astype(np.float64) / self.temperature)
+        if valid is not None:
+            squashed = np.where(valid, squashed, -np.inf)
+        weights = np.exp(squashed - squashed.max(axis=-1, keepdims=True))
+        return weights / weights.sum(axis=-1, keepdims=True)
+
+    def _score(self, logits: torch.Tensor, c: float, tokens: np.ndarray, valid: torch.Tensor | None = None):
+        """Summed log-probability and entropy of ``tokens`` (B, S) under ``logits`` (B, S, n), per row (B,)."""
+        squashed = self._squash(logits, c)
+        if valid is not None:  # option logits: only the chosen decision's options
+            squashed = squashed.masked_fill(~valid, float("-inf"))
+        log_p = F.log_softmax(squashed, dim=-1)
+        chosen = log_p.gather(-1, torch.from_numpy(tokens).unsqueeze(-1)).squeeze(-1)
+        p_log_p = log_p.exp() * (log_p if valid is None else log_p.masked_fill(~valid, 0.0))
+        return chosen.sum(dim=-1), -p_log_p.sum(dim=(-2, -1))
 
     def embed(self, graph: CandidateGraph) -> torch.Tensor:
         h, e = graph.nodes, graph.edge_features
@@ -144,48 +164,53 @@ class AseNasPolicy(nn.Module):
             h, e = layer(h, e, graph)
         return h
 
-    def rollout(self, node_embeddings: torch.Tensor, choose: Callable[[int, np.ndarray], np.ndarray], batch: int) -> Rollout:
-        """Run ``batch`` controller rollouts over ``embed(graph)``. ``choose(position, probabilities (B, n))`` returns
-        the B tokens at that position (a sampler, or a replay of recorded tokens)."""
-        keys = self.attention_key(node_embeddings)
-        rows = torch.arange(batch)
-        tokens = np.zeros((batch, 1 + 2 * self.n_steps), dtype=np.int64)
-        log_probs: list[torch.Tensor] = []
-        entropies: list[torch.Tensor] = []
-
-        def emit(logits: torch.Tensor, valid: torch.Tensor | None = None) -> np.ndarray:
-            if valid is not None:  # option logits: only the chosen decision's options
-                logits = logits.masked_fill(~valid, float("-inf"))
-            log_p = F.log_softmax(logits, dim=-1)
-            p = log_p.exp()
-            position = len(log_probs)
-            token = choose(position, p.detach().numpy())
-            tokens[:, position] = token
-            log_probs.append(log_p[rows, torch.from_numpy(token)])
-            entropies.append(-(p * (log_p if valid is None else log_p.masked_fill(~valid, 0.0))).sum(dim=-1))
-            return token
-
+    def rollout(
+        self, node_embeddings: torch.Tensor, choose: Callable[[int, Callable[[], np.ndarray]], np.ndarray], batch: int
+    ) -> Rollout:
+        """Run ``batch`` controller rollouts over ``embed(graph)``. ``choose(position, probabilities)`` returns the
+        B tokens at that position; ``probabilities()`` computes their (B, n) distribution (a sampler calls it, a
+        replay of recorded tokens need not)."""
+        n_tokens = 1 + 2 * self.n_steps
+        tokens = np.zeros((batch, n_tokens), dtype=np.int64)
+        offsets = np.asarray(self.offsets)
         # Global search: attention of the LSTM state over the candidates picks the subspace.
+        keys = self.attention_key(node_embeddings)
         h, c = self.lstm(node_embeddings.mean(dim=0, keepdim=True).expand(batch, -1))
         attention = self.attention_score(torch.tanh(keys.unsqueeze(0) + self.attention_query(h).unsqueeze(1)))
-        subspace = emit(self._squash(attention.squeeze(-1), self.subspace_tanh))
-        x = node_embeddings[torch.from_numpy(subspace)]
-        # Local search: n_steps edits, each a decision then one of its options.
-        offsets = np.asarray(self.offsets)
-        for _ in range(self.n_steps):
+        attention = attention.squeeze(-1)
+        tokens[:, 0] = choose(0, lambda: self._probabilities(attention, self.subspace_tanh))
+        x = node_embeddings[torch.from_numpy(tokens[:, 0])]
+        # Local search: n_steps edits, each a decision then one of its options (drawn among all options, masked).
+        decision_logits, option_logits = [], []
+        global_options = np.zeros((batch, self.n_steps), dtype=np.int64)
+        for step in range(self.n_steps):
             h, c = self.lstm(x, (h, c))
-            decision = emit(self._squash(self.decision_head(h), self.decision_tanh))
+            decision_logits.append(self.decision_head(h))
+            decision = choose(1 + 2 * step, lambda: self._probabilities(decision_logits[-1], self.decision_tanh))
+            tokens[:, 1 + 2 * step] = decision
             x = self.decision_embedding.weight[torch.from_numpy(decision)]
             h, c = self.lstm(x, (h, c))
-            valid = self.option_masks[torch.from_numpy(decision)]
-            option = emit(self._squash(self.option_head(h), self.option_tanh), valid)  # index into all options
+            option_logits.append(self.option_head(h))
+            valid = self._option_masks_np[decision]
+            option = choose(2 + 2 * step, lambda: self._probabilities(option_logits[-1], self.option_tanh, valid))
+            global_options[:, step] = option
+            tokens[:, 2 + 2 * step] = option - offsets[decision]
             x = self.option_embedding.weight[torch.from_numpy(option)]
-            tokens[:, len(log_probs) - 1] = option - offsets[decision]
-        return Rollout(tokens, torch.stack(log_probs, dim=1).sum(dim=1), torch.stack(entropies, dim=1).sum(dim=1))
+        # The differentiable part, once for all tokens of a kind.
+        subspace_lp, subspace_entropy = self._score(attention.unsqueeze(1), self.subspace_tanh, tokens[:, :1])
+        decision_lp, decision_entropy = self._score(
+            torch.stack(decision_logits, dim=1), self.decision_tanh, tokens[:, 1::2]
+        )
+        valid = self.option_masks[torch.from_numpy(tokens[:, 1::2])]
+        option_lp, option_entropy = self._score(torch.stack(option_logits, dim=1), self.option_tanh, global_options, valid)
+        return Rollout(
+            tokens, subspace_lp + decision_lp + option_lp, subspace_entropy + decision_entropy + option_entropy
+        )
 
     def sample(self, node_embeddings: torch.Tensor, rng: np.random.Generator, batch: int = 1) -> Rollout:
-        def draw(_: int, p: np.ndarray) -> np.ndarray:
-            cumulative = np.cumsum(p, axis=1, dtype=np.float64)
+        def draw(_: int, probabilities: Callable[[], np.ndarray]) -> np.ndarray:
+            p = probabilities()
+            cumulative = np.cumsum(p, axis=1)
             u = rng.random(len(p)) * cumulative[:, -1]
             return np.minimum((cumulative <= u[:, None]).sum(axis=1), p.shape[1] - 1)
 
@@ -194,15 +219,18 @@ class AseNasPolicy(nn.Module):
     def replay(self, node_embeddings: torch.Tensor, tokens: np.ndarray) -> Rollout:
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1, 1 + 2 * self.n_steps)
         offsets = np.asarray(self.offsets)
+        limits = [len(node_embeddings)] + [len(self.sizes), None] * self.n_steps
 
-        def recorded(position: int, p: np.ndarray) -> np.ndarray:
+        def recorded(position: int, _: Callable[[], np.ndarray]) -> np.ndarray:
             token = tokens[:, position]
-            if position > 0 and position % 2 == 0:  # an option: stored relative to its decision
+            limit = limits[position]
+            if limit is None:  # an option: stored relative to its decision
                 decision = tokens[:, position - 1]
-                if (token >= offsets[decision + 1] - offsets[decision]).any() or (token < 0).any():
-                    raise ValueError(f"recorded option tokens {token.tolist()} are out of range")
+                limit = offsets[decision + 1] - offsets[decision]
                 token = token + offsets[decision]
-            elif (token < 0).any() or (token >= p.shape[1]).any():
+                if (tokens[:, position] < 0).any() or (tokens[:, position] >= limit).any():
+                    raise ValueError(f"recorded option tokens {tokens[:, position].tolist()} are out of range")
+            elif (token < 0).any() or (token >= limit).any():
                 raise ValueError(f"recorded tokens {token.tolist()} at position {position} are out of range")
             return token
 
