@@ -59,6 +59,8 @@ def _synchronize(device: torch.device) -> None:
 def time_mode(arch: dict[str, int], mode: str, *, device: torch.device, batch_size: int, resolution: int,
               warmup: int, steps: int, compile_model: bool) -> dict[str, Any]:
     settings = MODES[mode]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # what the previous mode left (after an out-of-memory error too)
     torch.backends.cuda.matmul.allow_tf32 = settings["tf32"]
     torch.backends.cudnn.allow_tf32 = settings["tf32"]
     memory_format = torch.channels_last if settings["channels_last"] else torch.contiguous_format

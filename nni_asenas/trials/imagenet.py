@@ -379,6 +379,13 @@ def _on_main(function: Any, env: _Env) -> Any:
     return value
 
 
+def _share_buffers(module: nn.Module, env: _Env) -> None:
+    """Give every rank rank 0's BatchNorm statistics, so that all evaluate the model that rank 0 saves."""
+    if env.world > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def _all_sum(values: list[float], env: _Env) -> list[float]:
     if env.world == 1:
         return values
@@ -676,7 +683,8 @@ def _train(args: argparse.Namespace, env: _Env, output: Path, arch: dict[str, in
             raise UsageError(f"--resume {resume_from}: the checkpoint is of another architecture, width or class list")
         raw.load_state_dict(state["model"])
         loop.optimizer.load_state_dict(state["optimizer"])
-        loop.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and loop.scaler.is_enabled():  # a float16 run's loss scale; empty when it was off
+            loop.scaler.load_state_dict(state["scaler"])
         if loop.ema is not None:
             if state["ema"] is None:
                 raise UsageError(f"--resume {resume_from}: the checkpoint has no EMA weights (run with --ema-decay 0)")
@@ -717,9 +725,11 @@ def _train(args: argparse.Namespace, env: _Env, output: Path, arch: dict[str, in
         torch.manual_seed(_epoch_seed(args.seed, epoch, 1 + env.rank))
         sampler.set_epoch(epoch)
         row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, train_loader, epoch, args.log_interval)}
+        _share_buffers(raw, env)
         metrics = evaluate(eval_model, eval_loader, loop)
         row.update(metrics)
         if loop.ema is not None:
+            _share_buffers(loop.ema.module, env)
             ema_metrics = evaluate(loop.ema.module, eval_loader, loop)
             row.update(ema_top1=ema_metrics["top1"], ema_top5=ema_metrics["top5"])
             metrics = ema_metrics  # the EMA weights are the model that is kept and reported
