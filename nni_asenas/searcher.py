@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ _logger = logging.getLogger(__name__)
 # recorded through observe() (evaluated elsewhere).
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
 _STATE_VERSION = 1
+#: A constraint that rejects this many proposals in a row stops the search with an error instead of looping on.
+MAX_REJECTIONS_IN_A_ROW = 20_000
 
 
 def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -222,6 +225,7 @@ class AseNasSearcher:
         self._records: dict[int, _Record] = {}
         self._by_code: dict[Arch, int] = {}
         self._rejected: set[Arch] = set()
+        self._rejections_in_a_row = 0
         self._slots: list[int] = []  # the candidate set, as record ids
         self._steps: dict[int, _Step] = {}
         self._cache: _Cache | None = None
@@ -415,10 +419,10 @@ class AseNasSearcher:
             code = random_architecture(self._sizes, self._rng)
             if code not in self._by_code and self._is_valid(code):
                 return code
-        # Random draws keep hitting known or invalid architectures: walk out from a known one.
+        # Random draws keep hitting known or invalid architectures: walk out from a known one, nearest first.
         starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
         start = starts[int(self._rng.integers(len(starts)))]
-        for code in [start, *neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes))]:
+        for code in itertools.chain([start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes))):
             if code not in self._by_code and self._is_valid(code):
                 return code
         return None
@@ -441,8 +445,16 @@ class AseNasSearcher:
         if code in self._rejected:
             return False
         if self._constraint is None or self._constraint(self._arch(code)):
+            self._rejections_in_a_row = 0
             return True
         self._rejected.add(code)
+        self._rejections_in_a_row += 1
+        if self._rejections_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+            self._rejections_in_a_row = 0
+            raise RuntimeError(
+                f"the constraint rejected {MAX_REJECTIONS_IN_A_ROW} architectures in a row: it admits too few of this "
+                "space to search by sampling; loosen it or start from initial_architectures that satisfy it"
+            )
         return False
 
     # ------------------------------------------------------------------ results

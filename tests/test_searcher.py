@@ -216,3 +216,21 @@ def test_search_beats_random_sampling_on_the_real_table():
         rand.append(signal[np.random.default_rng(seed).choice(len(table), 100, replace=False)].max())
     assert np.mean(asenas) > np.mean(rand)
     assert math.isclose(max(asenas), max(asenas))
+
+
+def test_a_constraint_that_admits_almost_nothing_gives_a_clear_error(monkeypatch):
+    import nni_asenas.searcher as module
+
+    monkeypatch.setattr(module, "MAX_REJECTIONS_IN_A_ROW", 500)
+    huge = {f"d{i}": list(range(3)) for i in range(40)}  # 3**40 architectures: no walk can cover them
+    s = AseNasSearcher(huge, seed=0, constraint=lambda arch: False)
+    with pytest.raises(RuntimeError, match="rejected 500 architectures in a row"):
+        s.ask()
+
+
+def test_a_strict_constraint_still_finds_its_few_architectures():
+    # 1 architecture in 4096 is valid: random draws miss it, the nearest-first walk finds it
+    target = {f"d{i}": 3 for i in range(6)}
+    s = AseNasSearcher(BIG, seed=0, constraint=lambda arch: arch == target)
+    assert s.ask().arch == target
+    assert s.ask() is None
