@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     invocations = _record_invocation(args.output, {
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(elapsed, 1), "jobs": args.jobs,
-        "runs_planned": len(runs), "runs_executed": len(executed), "cores": os.cpu_count(),
+        "runs_planned": len(runs), "runs_executed": len(executed), "cores": os.cpu_count(), "code": _code_version(),
         "load_average_before": load_before, "load_average_after": _load()})
     results = bench.load_results(args.output, runs)
     command = "nni-asenas bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
@@ -174,6 +174,24 @@ def _record_invocation(output: Path, record: dict[str, Any]) -> list[dict[str, A
     with path.open("a") as stream:
         stream.write(json.dumps(record) + "\n")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _code_version() -> str:
+    """The package version, and where the package is a git checkout, its commit (``+dirty`` when the package's
+    files differ from it): which searcher produced the results."""
+    import subprocess
+
+    from .. import __version__
+
+    package = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__} (git {commit}{'+dirty' if dirty else ''})"
 
 
 def _load() -> list[float] | None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import nni_asenas
 from nni_asenas import bench, cli
 from nni_asenas.commands import bench as command
 from nni_asenas.errors import UsageError
@@ -102,6 +103,7 @@ def test_bench_writes_every_output_and_resumes(main, tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
     invocations = json.loads((out / "summary.json").read_text())["invocations"]
     assert [(i["runs_planned"], i["runs_executed"]) for i in invocations] == [(6, 6), (6, 0)]
+    assert invocations[0]["code"].startswith(nni_asenas.__version__)
     capsys.readouterr()
     assert main(*args[:-4], "--max-queries", "7", "--output", str(out)) == 2
     assert "holds runs with other settings" in capsys.readouterr().err
