@@ -396,6 +396,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             entries[strategy] = {
                 **describe_stats([p["test_accuracy"] if p else None for p in picks]),
                 "seeds": [r["seed"] for r in group],
+                "test_accuracies": [p["test_accuracy"] if p else None for p in picks],  # by seed, as listed
                 "queries_mean": float(np.mean([r["queries"] for r in group])),
                 "found_signal_optimum": float(np.mean([bool(p) and p["index"] == optimal_index for p in picks])),
                 "decision_ms_per_query": float(np.mean([r.get("decision_ms_per_query", math.nan) for r in group])),

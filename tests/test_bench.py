@@ -212,6 +212,7 @@ def test_summarize_on_synthetic_results():
     assert asenas["mean"] == pytest.approx((picked["asenas0"] + picked["asenas1"]) / 2)
     assert random["std"] == pytest.approx(np.std([picked["random0"], picked["random1"], picked["random2"]], ddof=1))
     assert (asenas["n"], random["n"], random["seeds"]) == (2, 3, [0, 1, 2])
+    assert random["test_accuracies"] == [picked["random0"], picked["random1"], picked["random2"]]
     assert asenas["queries_mean"] == 1.5 and random["queries_mean"] == pytest.approx(5 / 3)
     assert asenas["found_signal_optimum"] == 0.5 and random["found_signal_optimum"] == pytest.approx(1 / 3)
     assert (asenas["decision_ms_per_query"], asenas["cpu_ms_per_query"], random["cpu_ms_per_query"]) == (3.0, 1.5, 0.5)
