@@ -88,10 +88,6 @@ PUBLISHED: dict[str, dict[str, tuple[float, float | None]]] = {
     "random, NATS-Bench paper": {"cifar10": (93.70, None), "cifar100": (71.04, None), "imagenet16-120": (44.57, None)},
 }
 
-_T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-          15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
-
-
 @dataclass(frozen=True)
 class BenchSettings:
     """What every run of one benchmark shares. ``budget_seconds`` None = each dataset's protocol budget."""
@@ -259,7 +255,8 @@ def run_benchmark(
     on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None] | None = None,
 ) -> dict[RunSpec, str]:
     """Run every run of ``runs`` whose ``result.json`` is not in ``output`` yet, ``jobs`` at a time (1: in this
-    process). Returns the failures (run -> one-line reason); a failed run leaves no file and the others go on.
+    process, which then keeps torch at one thread and NNI's loggers at WARNING, as the pool's workers do).
+    Returns the failures (run -> one-line reason); a failed run leaves no file and the others go on.
 
     ``output/settings.json`` records ``settings``; a directory written with other settings is refused
     (:class:`ValueError`), so resumed runs always match the finished ones.
@@ -340,13 +337,6 @@ def load_results(output: Path, runs: Iterable[RunSpec]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------- statistics
 
 
-def _t_quantile(dof: int) -> float:
-    """Two-sided 95 % Student t quantile (table lookup, rounded down to the nearest tabulated dof)."""
-    if dof > 120:
-        return 1.960
-    return _T_975[max(d for d in _T_975 if d <= dof)]
-
-
 def describe_stats(values: Sequence[float]) -> dict[str, Any]:
     """``n``, ``mean``, ``std`` (n-1) and the 95 % confidence interval of the mean (Student t) of ``values``."""
     data = np.asarray([v for v in values if v is not None], dtype=float)
@@ -356,8 +346,10 @@ def describe_stats(values: Sequence[float]) -> dict[str, Any]:
     mean = float(data.mean())
     if n == 1:
         return {"n": 1, "mean": mean, "std": None, "ci95": None}
+    from scipy import stats
+
     std = float(data.std(ddof=1))
-    half = _t_quantile(n - 1) * std / math.sqrt(n)
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 

@@ -163,10 +163,10 @@ def test_describe_stats():
     stats = bench.describe_stats([1.0, 2.0, 3.0, 4.0])
     assert stats["n"] == 4 and stats["mean"] == 2.5
     assert stats["std"] == pytest.approx(math.sqrt(5 / 3))
-    half = 3.182 * math.sqrt(5 / 3) / 2  # t(0.975, 3 dof)
-    assert stats["ci95"] == pytest.approx([2.5 - half, 2.5 + half])
-    big = bench.describe_stats(list(range(50)))  # 49 dof: the 40-dof quantile, a conservative rounding
-    assert big["ci95"][1] - big["mean"] == pytest.approx(2.021 * big["std"] / math.sqrt(50))
+    half = 3.18245 * math.sqrt(5 / 3) / 2  # t(0.975, 3 dof)
+    assert stats["ci95"] == pytest.approx([2.5 - half, 2.5 + half], rel=1e-5)
+    big = bench.describe_stats(list(range(50)))  # t(0.975, 49 dof) = 2.0096
+    assert big["ci95"][1] - big["mean"] == pytest.approx(2.0096 * big["std"] / math.sqrt(50), rel=1e-4)
     assert bench.describe_stats([5.0]) == {"n": 1, "mean": 5.0, "std": None, "ci95": None}
     assert bench.describe_stats([]) == {"n": 0, "mean": None, "std": None, "ci95": None}
     assert bench.describe_stats([None, 2.0, 4.0])["mean"] == 3.0  # a run that queried nothing has no pick
