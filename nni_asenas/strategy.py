@@ -62,7 +62,7 @@ class AseNas(Strategy):
     n_steps
         Edits per proposal (M): the subspace of a candidate is every architecture within ``n_steps`` edits.
     hidden_size, learning_rate, weight_decay, entropy_weight, baseline_decay
-        Policy size and REINFORCE settings (defaults from the paper).
+        Policy size and REINFORCE settings: the core searcher's defaults (the paper's, learning rate tuned).
     initial_architectures
         NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
         to start the candidate set from (ASE-NAS+); random architectures fill up to ``k``.
@@ -79,7 +79,7 @@ class AseNas(Strategy):
         k: int = 3,
         n_steps: int = 4,
         hidden_size: int = 64,
-        learning_rate: float = 9.45e-3,
+        learning_rate: float = 3e-3,
         weight_decay: float = 2.37e-5,
         entropy_weight: float = 5.05e-4,
         baseline_decay: float = 0.9,

@@ -446,7 +446,7 @@ def test_initial_architectures_come_first_and_are_checked(use_benchmark_dbs, nb2
 def test_repr_and_list_models_before_run():
     strategy = AseNas(k=4, n_steps=2, seed=7)
     assert repr(strategy) == (
-        "AseNas(k=4, n_steps=2, hidden_size=64, learning_rate=0.00945, entropy_weight=0.000505, "
+        "AseNas(k=4, n_steps=2, hidden_size=64, learning_rate=0.003, entropy_weight=0.000505, "
         "initial_architectures=0, seed=7)"
     )
     with pytest.raises(RuntimeError, match="has not been run"):
