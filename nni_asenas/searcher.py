@@ -111,16 +111,6 @@ class _Step:
 
 
 @dataclass
-class _Cache:
-    """The autograd graph of the last proposal's rollouts, valid while the parameters have not changed."""
-
-    proposal_id: int
-    version: int
-    log_prob: torch.Tensor  # (B,)
-    entropy: torch.Tensor  # (B,)
-
-
-@dataclass
 class _ScoreStats:
     n: int = 0
     total: float = 0.0
@@ -229,11 +219,9 @@ class AseNasSearcher:
         self._rejections_in_a_row = 0
         self._slots: list[int] = []  # the candidate set, as record ids
         self._steps: dict[int, _Step] = {}
-        self._cache: _Cache | None = None
         self._history: list[int] = []
         self._best: int | None = None
         self._baseline = 0.0
-        self._version = 0  # number of policy updates
         self._stats = _ScoreStats()
         self._next_id = 0
         self._initial_queue: list[Arch] = [self._code(arch, "initial architecture") for arch in initial_architectures]
@@ -300,7 +288,7 @@ class AseNasSearcher:
                 self._enter_candidates(proposal_id)
             return
         reward = None if score is None else (score - step.parent_score) / self._stats.scale
-        self._learn(proposal_id, step, reward)
+        self._learn(step, reward)
         if score is not None:
             self._move_subspace(proposal_id, step.slot)
 
@@ -341,7 +329,6 @@ class AseNasSearcher:
             "history": list(self._history),
             "best": self._best,
             "baseline": self._baseline,
-            "policy_version": self._version,
             "stats": dict(vars(self._stats)),
             "next_id": self._next_id,
             "initial_queue": list(self._initial_queue),
@@ -367,11 +354,9 @@ class AseNasSearcher:
         self._rejected = {tuple(code) for code in state["rejected"]}
         self._slots = list(state["slots"])
         self._steps = {int(rid): _Step(**copy.deepcopy(step)) for rid, step in state["steps"].items()}
-        self._cache = None
         self._history = list(state["history"])
         self._best = state["best"]
         self._baseline = float(state["baseline"])
-        self._version = int(state["policy_version"])
         self._stats = _ScoreStats(**state["stats"])
         self._next_id = int(state["next_id"])
         self._initial_queue = [tuple(code) for code in state["initial_queue"]]
@@ -387,32 +372,29 @@ class AseNasSearcher:
 
     def _search_step(self) -> Proposal | None:
         graph = self._graph_snapshot()
-        embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
-        rollout = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws)
+        with torch.no_grad():
+            embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
+        tokens = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws).tolist()
         lessons: list[tuple[int, float]] = []
-        for row, tokens in enumerate(rollout.tokens.tolist()):
-            slot = tokens[0]
+        for row, rollout in enumerate(tokens):
+            slot = rollout[0]
             centre = self._records[self._slots[slot]]
-            child = apply_edits(centre.code, AseNasPolicy.edits(tokens))
+            child = apply_edits(centre.code, AseNasPolicy.edits(rollout))
             known = self._by_code.get(child)
             if known is None:
                 if not self._is_valid(child):
                     continue
-                step = _Step(rollout.tokens.tolist(), graph, slot, centre.score, row, lessons)
-                proposal = self._propose(child, SEARCH, parent=self._slots[slot], step=step)
-                self._cache = _Cache(proposal.id, self._version, rollout.log_prob, rollout.entropy)
-                return proposal
+                step = _Step(tokens, graph, slot, centre.score, row, lessons)
+                return self._propose(child, SEARCH, parent=self._slots[slot], step=step)
             if self._records[known].status == "done":
                 # A known result is a free lesson: its recorded score is the reward; the next row is a redraw.
                 lessons.append((row, (self._records[known].score - centre.score) / self._stats.scale))
-        slot = int(rollout.tokens[0, 0])
+        slot = tokens[0][0]
         centre_id = self._slots[slot]
         for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
             if code not in self._by_code and self._is_valid(code):
-                step = _Step(rollout.tokens.tolist(), graph, slot, self._records[centre_id].score, None, lessons)
-                proposal = self._propose(code, FALLBACK, parent=centre_id, step=step)
-                self._cache = _Cache(proposal.id, self._version, rollout.log_prob, rollout.entropy)
-                return proposal
+                step = _Step(tokens, graph, slot, self._records[centre_id].score, None, lessons)
+                return self._propose(code, FALLBACK, parent=centre_id, step=step)
         return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
 
     def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
@@ -482,20 +464,16 @@ class AseNasSearcher:
                          self._records[rid].score, self._records[occupant].score)
             self._slots[slot] = rid
 
-    def _learn(self, rid: int, step: _Step, reward: float | None) -> None:
-        """One policy update for this proposal: its lessons and its own reward (None if it failed or is a fallback)."""
+    def _learn(self, step: _Step, reward: float | None) -> None:
+        """One policy update for a proposal: its lessons and its own reward (None if it failed or is a fallback),
+        scored under the current parameters on the candidate graph it was sampled on."""
         terms = list(step.lessons)
         if step.own_row is not None and reward is not None:
             terms.append((step.own_row, reward))
-        cache, self._cache = self._cache, None
         if not terms:
             return
-        if cache is not None and cache.proposal_id == rid and cache.version == self._version:
-            log_prob, entropy = cache.log_prob, cache.entropy
-        else:  # parameters changed since sampling (or the state was reloaded): re-score the recorded tokens
-            embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
-            replay = self._policy.replay(embeddings, np.asarray(step.tokens))
-            log_prob, entropy = replay.log_prob, replay.entropy
+        embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
+        log_prob, entropy = self._policy.score(embeddings, np.asarray(step.tokens))
         self._update_policy(log_prob, entropy, terms)
 
     def _update_policy(self, log_prob: torch.Tensor, entropy: torch.Tensor, terms: Sequence[tuple[int, float]]) -> None:
@@ -507,7 +485,6 @@ class AseNasSearcher:
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()
-        self._version += 1
         decay = self._config.baseline_decay
         for _, reward in terms:
             self._baseline = decay * self._baseline + (1.0 - decay) * reward
