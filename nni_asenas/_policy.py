@@ -132,6 +132,8 @@ class AseNasPolicy(nn.Module):
             masks[decision, self.offsets[decision] : self.offsets[decision + 1]] = True
         self.register_buffer("option_masks", masks, persistent=False)
         self._option_masks_np = masks.numpy()
+        # numpy views of the parameters for sample(): the optimizer and load_state_dict update them in place
+        self._numpy_parameters = {name: value.detach().numpy() for name, value in self.named_parameters()}
 
     def _squash(self, logits: torch.Tensor, c: float) -> torch.Tensor:
         return c * torch.tanh(logits / self.temperature)
@@ -173,7 +175,7 @@ class AseNasPolicy(nn.Module):
         Runs in numpy on the current parameters (views, no copies): drawing needs no gradients, and at this size
         numpy's per-operation cost is a fraction of torch's. :meth:`score` computes the same distributions.
         """
-        w = {name: value.detach().numpy() for name, value in self.named_parameters()}
+        w = self._numpy_parameters
         w_ih, w_hh = w["lstm.weight_ih_l0"].T, w["lstm.weight_hh_l0"].T
         bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
 
