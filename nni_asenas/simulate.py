@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .nasbench201 import BUDGET_SECONDS, NasBench201Table, load_table, normalize_dataset
 from .searcher import AseNasSearcher

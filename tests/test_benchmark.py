@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nni.nas.benchmark import NasBench201Benchmark
-from nni.nas.benchmark.nasbench101 import Nb101TrialConfig, Nb101TrialStats, Nb101IntermediateStats, query_nb101_trial_stats
+from nni.nas.benchmark.nasbench101 import query_nb101_trial_stats
 from nni.nas.benchmark.nasbench101.graph_util import hash_module
 from nni.nas.benchmark.nasbench201 import Nb201IntermediateStats, Nb201TrialConfig, Nb201TrialStats, query_nb201_trial_stats
 
