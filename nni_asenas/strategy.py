@@ -15,7 +15,6 @@ space onto its decisions (see :mod:`nni_asenas._nni_space`), submits models and 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import weakref
 from typing import Any, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy.base import Strategy, StrategyStatus
 
 from . import benchmark as _benchmark  # noqa: F401  (lets NNI's benchmark evaluators find our databases)
+from ._metrics import metric_score
 from ._nni_space import SpaceCodec
 from .compat import install_checkpoint_serializer
 from .errors import UsageError
@@ -239,7 +239,7 @@ class AseNas(Strategy):
             pid = self._proposal_of(event.model)
             if pid is None:
                 return  # not ours, or a second final metric
-            score = _score(event.metric)
+            score = metric_score(event.metric)
             self._tell(pid, event.model, score)
             best = self.searcher.best
         if score is None:
@@ -347,16 +347,6 @@ class AseNas(Strategy):
                          len(self.searcher.history), len(self._resubmit))
         else:
             _logger.info("Loaded state: %d finished.", len(self.searcher.history))
-
-
-def _score(metric: Any) -> float | None:
-    """A float from a metric (a number, or a dict with ``"default"``); None if missing, not a number or not finite."""
-    if isinstance(metric, Mapping):
-        metric = metric.get("default")
-    if isinstance(metric, bool) or not isinstance(metric, (int, float)):
-        return None
-    value = float(metric)
-    return value if math.isfinite(value) else None
 
 
 def _is_training_service(engine: ExecutionEngine) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import nni
 from nni.tuner import Tuner
 
+from ._metrics import finite_number, metric_score
 from .errors import UsageError
 from .searcher import AseNasSearcher
 
@@ -86,15 +86,10 @@ def read_metric(value: Any) -> tuple[float | None, float | None]:
             value = json.loads(value)
         except ValueError:
             return None, None
-    seconds = None
-    if isinstance(value, Mapping):
-        raw_seconds = value.get("simulated_seconds")
-        if _is_number(raw_seconds) and math.isfinite(raw_seconds) and raw_seconds >= 0:
-            seconds = float(raw_seconds)
-        value = value.get("default")
-    if not _is_number(value) or not math.isfinite(value):
-        return None, seconds
-    return float(value), seconds
+    seconds = finite_number(value.get("simulated_seconds")) if isinstance(value, Mapping) else None
+    if seconds is not None and seconds < 0:
+        seconds = None
+    return metric_score(value), seconds
 
 
 def _is_number(value: Any) -> bool:
