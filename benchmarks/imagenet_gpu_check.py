@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     nni.report_final_result = lambda value: reports.append(("final", value))
     nni.get_next_parameter = lambda: None
 
-    from nni_asenas.spaces.mobilenet import decisions
+    from nni_asenas.imagenet.space import decisions
     from nni_asenas.trials import imagenet
 
     work = Path(args.workdir)

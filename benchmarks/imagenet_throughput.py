@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nni_asenas.spaces.mobilenet import MobileNetLike, count_madds, count_params, decisions, within_madds
+from nni_asenas.imagenet.space import MobileNetLike, count_madds, count_params, decisions, within_madds
 
 MODES: dict[str, dict[str, Any]] = {
     "fp32": {"amp": None, "channels_last": False, "tf32": False},
@@ -93,7 +93,7 @@ def time_mode(arch: dict[str, int], mode: str, *, device: torch.device, batch_si
     except torch.cuda.OutOfMemoryError:
         return {"mode": mode, "error": "out of memory"}
     finally:
-        del optimizer
+        optimizer.state.clear()  # free the momentum buffers before the next mode
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
     return {"mode": mode, "images_per_s": steps * batch_size / seconds, "ms_per_step": 1000 * seconds / steps,
             "peak_memory_gib": peak}

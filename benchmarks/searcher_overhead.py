@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from nni_asenas.nasbench201 import BUDGET_SECONDS, load_table
-from nni_asenas.searcher import AseNasSearcher
+from nni_asenas.core.searcher import AseNasSearcher
+from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, load_table
 
 
 def time_search(dataset: str, seed: int) -> tuple[list[float], list[float], float]:

@@ -11,19 +11,19 @@ import pytest
 @pytest.fixture(scope="session")
 def benchmark_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The NNI-schema nasbench201 / nasbench101 databases, built once per session (seconds)."""
-    from nni_asenas import benchmark
+    from nni_asenas.nasbench import databases
 
     out = tmp_path_factory.mktemp("benchmark-db")
-    return {"nasbench201": benchmark.build_nasbench201_db(out), "nasbench101": benchmark.build_nasbench101_db(out)}
+    return {"nasbench201": databases.build_nasbench201_db(out), "nasbench101": databases.build_nasbench101_db(out)}
 
 
 @pytest.fixture
 def use_benchmark_dbs(benchmark_dbs: dict[str, Path]) -> Iterator[dict[str, Path]]:
     """NNI's benchmark queries read the session's databases during the test, and find them automatically after."""
-    from nni_asenas import benchmark
+    from nni_asenas.nasbench import databases
 
     for name, path in benchmark_dbs.items():
-        benchmark.use_database(name, path)
+        databases.use_database(name, path)
     yield benchmark_dbs
     for name in benchmark_dbs:
-        benchmark.use_database(name, None)
+        databases.use_database(name, None)

@@ -24,7 +24,14 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
-from ..nasbench201 import DATASETS, FULL_EPOCHS, SIGNAL_EPOCHS, NasBench201Table, load_table, normalize_dataset
+from nni_asenas.nasbench.nb201 import (
+    DATASETS,
+    FULL_EPOCHS,
+    SIGNAL_EPOCHS,
+    NasBench201Table,
+    load_table,
+    normalize_dataset,
+)
 
 __all__ = ["evaluate", "main"]
 

@@ -16,9 +16,10 @@ import pytest
 import torch
 import yaml
 
-from nni_asenas.spaces.mobilenet import MobileNetLike, count_madds, decisions, search_space_json, within_madds
-from nni_asenas.trials import imagenet
-from nni_asenas.trials.imagenet import lr_at, stratified_subset
+from nni_asenas.imagenet import train as imagenet
+from nni_asenas.imagenet.data import stratified_subset
+from nni_asenas.imagenet.engine import lr_at
+from nni_asenas.imagenet.space import MobileNetLike, count_madds, decisions, search_space_json, within_madds
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("ant", "bee", "cat")
@@ -288,7 +289,7 @@ def test_existing_checkpoint_needs_resume_and_bad_flags_are_named(data, arch_fil
 def test_experiment_runs_this_trial_in_search_mode_and_the_tuner_honours_the_budget():
     from nni.experiment.config import ExperimentConfig
 
-    from nni_asenas.tuner import AseNasTuner
+    from nni_asenas.adapters.tuner import AseNasTuner
 
     config = ExperimentConfig.load(str(REPO / "experiments" / "imagenet-mobilenet.yml"))
     config.validate()
@@ -303,7 +304,7 @@ def test_experiment_runs_this_trial_in_search_mode_and_the_tuner_honours_the_bud
     assert args.epochs <= 10 and args.train_subset < 1 and args.holdout > 0 and args.max_madds == 600e6
 
     class_args = dict(config.tuner.class_args)
-    assert class_args["constraint"] == "nni_asenas.spaces.mobilenet:within_madds"
+    assert class_args["constraint"] == "nni_asenas.imagenet.space:within_madds"
     for max_madds in (class_args["constraint_kwargs"]["max_madds"], 300e6):
         tuner = AseNasTuner(**dict(class_args, constraint_kwargs={"max_madds": max_madds}))
         tuner.update_search_space(config.search_space)

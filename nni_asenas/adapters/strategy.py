@@ -1,0 +1,322 @@
+"""ASE-NAS as an NNI multi-trial strategy: :class:`AseNas`.
+
+Use it wherever NNI takes a strategy, exactly like ``nni.nas.strategy.RegularizedEvolution``::
+
+    from nni.nas.experiment import NasExperiment
+    from nni_asenas import AseNas
+
+    NasExperiment(model_space, evaluator, AseNas(seed=0)).run(port=8080)
+
+or drive it with an engine: ``AseNas(seed=0)(model_space, SequentialExecutionEngine(max_model_count=100))``.
+The search itself is the engine-free :class:`~nni_asenas.core.searcher.AseNasSearcher`; this class maps the NNI model
+space onto its decisions (see :mod:`nni_asenas.adapters.space_codec`), submits models and feeds their metrics back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any, Iterator, Mapping, Sequence
+
+from nni.mutable import SampleValidationError
+from nni.nas.execution import ExecutionEngine, Middleware, TrainingServiceExecutionEngine
+from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEndEvent
+from nni.nas.space import ExecutableModelSpace, ModelStatus
+from nni.nas.strategy.base import Strategy, StrategyStatus
+
+from nni_asenas.adapters.compat import install_checkpoint_serializer
+from nni_asenas.adapters.metrics import metric_score
+from nni_asenas.adapters.space_codec import SpaceCodec
+from nni_asenas.config import AseNasConfig, check_seed, resolve_config
+from nni_asenas.core.searcher import AseNasSearcher, Proposal
+from nni_asenas.errors import UsageError
+
+__all__ = ["AseNas"]
+
+_logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+RESUBMITTED = "resubmitted"  # kind of a proposal that was in flight when the experiment stopped
+
+
+class AseNas(Strategy):
+    """ASE-NAS (Automatic Subspace Evoking NAS): search inside the neighbourhoods of K candidate architectures.
+
+    A policy network picks one of ``k`` candidates and ``n_steps`` single-choice edits to apply to it; a better
+    result replaces that candidate; REINFORCE trains the policy on the improvement. No architecture is submitted
+    twice, and proposals that ``space.freeze`` rejects (a ``ConstraintViolation`` or other
+    ``SampleValidationError``) are redrawn, never submitted.
+
+    Searchable mutables: ``Categorical`` and ``CategoricalMultiple``; annotations and constraints are checked by
+    ``space.freeze``. A ``Numerical`` (or another mutable) is refused when the strategy is initialised.
+    Metrics are higher-is-better (a dict metric is read at ``"default"``). A model's final metric is its result; a
+    model that ends without one (its trial failed) or reports a non-finite one gets no reward and is never proposed
+    again. With ``SequentialExecutionEngine``, pass ``continue_on_failure=True`` (as for every NNI strategy) so that
+    a trial that raises does not stop the engine itself.
+
+    Parameters
+    ----------
+    config
+        The method's settings (:class:`~nni_asenas.config.AseNasConfig` or a preset name); keyword ``settings``
+        (``k``, ``n_steps``, ``learning_rate``, ...: the fields of ``AseNasConfig``) override single fields.
+    initial_architectures
+        NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
+        to start the candidate set from (ASE-NAS+); random architectures fill up to ``k``.
+    seed
+        Seeds every random choice of the search (0 .. 2**32 - 1).
+    """
+
+    def __init__(
+        self,
+        config: AseNasConfig | str | None = None,
+        *,
+        initial_architectures: Sequence[Mapping[str, Any]] = (),
+        seed: int = 0,
+        **settings: Any,
+    ) -> None:
+        super().__init__()
+        self.config = resolve_config(config, **settings)
+        self.seed = check_seed(seed, "AseNas seed")
+        for i, sample in enumerate(initial_architectures):
+            if not isinstance(sample, Mapping):
+                raise UsageError(f"initial_architectures[{i}] is a {type(sample).__name__}, not a sample dict")
+        self.initial_architectures = [dict(sample) for sample in initial_architectures]
+
+        self._codec: SpaceCodec | None = None
+        self._searcher: AseNasSearcher | None = None
+        self._lock = threading.RLock()  # engine callbacks may come from another thread
+        self._untold: dict[int, tuple[int, ExecutableModelSpace]] = {}  # id(model) -> (proposal id, model)
+        self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not told
+        self._training: dict[int, ExecutableModelSpace] = {}  # id(model) -> model, submitted, training not ended
+        self._ended_without_metric: dict[int, ExecutableModelSpace] = {}  # proposal id -> model (see _tell)
+        self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the loaded state was saved
+        self._models: weakref.WeakValueDictionary[int, ExecutableModelSpace] = weakref.WeakValueDictionary()
+        self._frozen: tuple[dict[str, Any], ExecutableModelSpace] | None = None  # last model the constraint froze
+        self._refused_resume: str | None = None
+
+    def extra_repr(self) -> str:
+        settings = ", ".join(f"{name}={value}" for name, value in self.config.to_dict().items())
+        return f"{settings}, initial_architectures={len(self.initial_architectures)}, seed={self.seed}"
+
+    @property
+    def searcher(self) -> AseNasSearcher:
+        """The engine-free searcher (available once the strategy is initialised)."""
+        if self._searcher is None:
+            raise RuntimeError("AseNas is not initialised with a model space yet.")
+        return self._searcher
+
+    # ------------------------------------------------------------------ Strategy hooks
+
+    def _initialize(self, model_space: ExecutableModelSpace, engine: ExecutionEngine) -> ExecutableModelSpace:
+        install_checkpoint_serializer()
+        self._codec = SpaceCodec(model_space.simplify())
+        initial = []
+        for i, sample in enumerate(self.initial_architectures):
+            try:
+                initial.append(self._codec.to_arch(sample))
+            except UsageError as exc:
+                raise UsageError(f"initial_architectures[{i}]: {exc}") from None
+        self._searcher = AseNasSearcher(
+            self._codec.decisions, self.config, initial_architectures=initial, constraint=self._is_valid, seed=self.seed,
+        )
+        engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
+        engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+        _logger.info("AseNas initialised: %d decisions from %d labels. %r", len(self._codec.decisions),
+                     len(self._codec.labels), self)
+        return model_space
+
+    def _run(self) -> None:
+        while self.wait_for_resource():
+            submission = self._next_submission()
+            if submission is None:
+                _logger.info("Every valid architecture has been proposed. Stop submitting.")
+                break
+            self.engine.submit_models(submission)
+        _logger.debug("Waiting for the models in flight...")
+        self.engine.wait_models()
+        with self._lock:
+            self._fail_models_ended_without_metric()
+        best = self.searcher.best
+        if best is not None:
+            _logger.info("Best: proposal %d, metric %s: %s", best.id, best.score, self._codec_or_fail().to_sample(best.arch))
+
+    def _cleanup(self) -> None:
+        self.engine.unregister_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
+        self.engine.unregister_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+
+    # ------------------------------------------------------------------ proposals and results
+
+    def _codec_or_fail(self) -> SpaceCodec:
+        if self._codec is None:
+            raise RuntimeError("AseNas is not initialised with a model space yet.")
+        return self._codec
+
+    def _is_valid(self, arch: dict[str, Any]) -> bool:
+        """The searcher's constraint: the sample must pass ``space.freeze`` (constraints included)."""
+        try:
+            model = self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+        except SampleValidationError as exc:
+            _logger.debug("Rejected before submission (%s): %s", type(exc).__name__, exc)
+            return False
+        self._frozen = (arch, model)
+        return True
+
+    def _freeze(self, arch: dict[str, Any]) -> ExecutableModelSpace:
+        frozen, self._frozen = self._frozen, None
+        if frozen is not None and frozen[0] == arch:
+            return frozen[1]
+        return self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+
+    def _next_submission(self) -> ExecutableModelSpace | None:
+        with self._lock:
+            if self._resubmit:
+                pid, arch = self._resubmit.pop(0)
+                proposal: Proposal | None = Proposal(pid, arch, RESUBMITTED)
+            else:
+                proposal = self.searcher.ask()
+            if proposal is None:
+                return None
+            model = self._freeze(proposal.arch)
+            self._untold[id(model)] = (proposal.id, model)
+            self._pending_archs[proposal.id] = proposal.arch
+            self._training[id(model)] = model
+            self._models[proposal.id] = model
+        origin = f" from candidate {proposal.parent}" if proposal.parent is not None else ""
+        _logger.info("[Proposal %d] %s%s: %s", proposal.id, proposal.kind, origin, model.sample)
+        return model
+
+    # A model's final metric is its result, and the trial's end only tells about models that never reported one.
+    # NNI 3.0's training service can pair a trial's end with another trial's parameter when several run at once
+    # (microsoft/nni#5693, #5726), while metrics carry the parameter the trial really ran. So a model that ended
+    # without a metric counts as failed only once no model is in flight: its metric could still be on its way.
+
+    def _proposal_of(self, model: ExecutableModelSpace) -> int | None:
+        entry = self._untold.get(id(model))
+        return entry[0] if entry is not None and entry[1] is model else None
+
+    def _tell(self, pid: int, model: ExecutableModelSpace, score: float | None) -> None:
+        del self._untold[id(model)]
+        del self._pending_archs[pid]
+        self._ended_without_metric.pop(pid, None)
+        self.searcher.tell(pid, score)
+
+    def _on_final_metric(self, event: FinalMetricEvent) -> None:
+        with self._lock:
+            pid = self._proposal_of(event.model)
+            if pid is None:
+                return  # not ours, or a second final metric
+            score = metric_score(event.metric)
+            self._tell(pid, event.model, score)
+            best = self.searcher.best
+        if score is None:
+            _logger.warning("[Proposal %d] metric %r is not a finite number: no reward, never proposed again.",
+                            pid, event.metric)
+        else:
+            _logger.info("[Metric] proposal %d: %s (best so far: %s, proposal %s)", pid, event.metric,
+                         best.score if best else None, best.id if best else None)
+
+    def _on_training_end(self, event: TrainingEndEvent) -> None:
+        with self._lock:
+            if self._training.pop(id(event.model), None) is not event.model:
+                return  # a model AseNas did not submit
+            pid = self._proposal_of(event.model)
+            if pid is not None:
+                if event.status == ModelStatus.Interrupted:
+                    # Not evaluated: it stays pending (in state_dict) and is submitted again on resume.
+                    del self._untold[id(event.model)]
+                    _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.", pid)
+                else:
+                    self._ended_without_metric[pid] = event.model
+            if not self._training:
+                self._fail_models_ended_without_metric()
+
+    def _fail_models_ended_without_metric(self) -> None:
+        for pid, model in sorted(self._ended_without_metric.items()):
+            self._tell(pid, model, None)
+            _logger.warning("[Proposal %d] ended without a final metric: failed, never proposed again.", pid)
+
+    # ------------------------------------------------------------------ results
+
+    def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
+        """The models this search evaluated, also those of the runs before a resume.
+
+        ``sort=True``: successful models, best metric first (what ``export_top_models`` returns);
+        ``sort=False``: every finished model in completion order, then the models in flight.
+        """
+        if self._status in (StrategyStatus.INITIALIZED, StrategyStatus.EMPTY):
+            raise RuntimeError("Strategy has not been run.")
+        with self._lock:
+            history = self.searcher.history
+            running = [model for _, model in self._untold.values()]
+        if sort:
+            scored = sorted((o for o in history if o.score is not None), key=lambda o: o.score or 0.0, reverse=True)
+            if limit is not None and limit > len(scored):
+                _logger.warning("Only %d models are trained, but %d top models are requested.", len(scored), limit)
+            for observation in scored[:limit]:
+                yield self._finished_model(observation.id, observation.arch, observation.score)
+            return
+        models = [self._finished_model(o.id, o.arch, o.score) for o in history] + running
+        yield from models[:limit]
+
+    def _finished_model(self, pid: int, arch: dict[str, Any], score: float | None) -> ExecutableModelSpace:
+        model = self._models.get(pid)
+        if model is None or model.status not in (ModelStatus.Trained, ModelStatus.Failed):
+            # Evaluated before a resume, or garbage-collected: rebuild it.
+            model = self.model_space.freeze(self._codec_or_fail().to_sample(arch))
+            if score is not None:
+                model.metrics.final = score
+            model.status = ModelStatus.Trained if score is not None else ModelStatus.Failed
+        return model
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """The searcher's state plus the proposals in flight (``{proposal id: arch}``), which a resume resubmits."""
+        if self._refused_resume is not None:
+            # Refusing here keeps NasExperiment.save_checkpoint from overwriting the checkpoint we did not load.
+            raise RuntimeError(self._refused_resume)
+        with self._lock:
+            running = {pid: dict(arch) for pid, arch in self._pending_archs.items()}
+            running.update({pid: dict(arch) for pid, arch in self._resubmit})
+            return {
+                "version": _STATE_VERSION,
+                "searcher": self.searcher.state_dict(),
+                "running": dict(sorted(running.items())),
+                "num_running_models": len(running),
+            }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a search saved by :meth:`state_dict` (call after ``initialize``, before ``run``).
+
+        Models that were in flight are submitted again first. With NNI's training-service engine, which NNI 3.0
+        cannot resume, this raises instead (and :meth:`state_dict` then refuses, so the checkpoint stays intact).
+        """
+        if _is_training_service(self.engine):
+            self._refused_resume = (
+                "AseNas cannot resume on NNI's training-service engine: NNI 3.0 cannot resume such an experiment "
+                "(its manager's ImportData is not handled). The checkpoint is left untouched. Start a new "
+                "experiment, e.g. AseNas(initial_architectures=<best samples of the old one>), or run with "
+                "the sequential engine, which resumes."
+            )
+            raise RuntimeError(self._refused_resume)
+        if state_dict.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported AseNas state version {state_dict.get('version')!r}")
+        with self._lock:
+            self.searcher.load_state_dict(state_dict["searcher"])
+            self._resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
+            self._pending_archs = {}
+            self._untold = {}
+            self._training = {}
+            self._ended_without_metric = {}
+        if self._resubmit:
+            _logger.info("Loaded state: %d finished, %d in flight (submitted again first).",
+                         len(self.searcher.history), len(self._resubmit))
+        else:
+            _logger.info("Loaded state: %d finished.", len(self.searcher.history))
+
+
+def _is_training_service(engine: ExecutionEngine) -> bool:
+    while isinstance(engine, Middleware):
+        engine = engine.engine
+    return isinstance(engine, TrainingServiceExecutionEngine)

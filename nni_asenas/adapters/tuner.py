@@ -1,0 +1,524 @@
+"""ASE-NAS as an NNI tuner, for ``nnictl create --config experiment.yml`` and the NNI web UI.
+
+The tuner is a thin, thread-safe adapter over :class:`~nni_asenas.core.searcher.AseNasSearcher`: NNI parameter ids map
+to searcher proposals, final metrics become scores, failed trials become failures, imported or resumed trials become
+observations, and a stop rule (queries and/or seconds) ends the search with :class:`nni.NoMoreTrialError`.
+
+After every proposal and result the tuner saves its state to NNI's checkpoint directory, and ``nnictl resume``
+continues that exact search: trials that were running are re-run by NNI and their results reach the proposals that
+made them. NNI 3.0's local training service may list a trial with another trial's parameters when several start at
+once (microsoft/nni#5726), so the trial listing NNI imports on resume can pair parameters and metrics wrongly; the
+tuner's own records are right (a metric carries the parameter id its trial really ran), so imported entries of
+trials the tuner has already recorded are skipped.
+
+Experiment config::
+
+    tuner:
+      className: nni_asenas.AseNasTuner        # or, after `nni-asenas register`:  name: ASENAS
+      classArgs: {seed: 0, k: 3, n_steps: 4, budget_seconds: 20000}
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import nni
+from nni.tuner import Tuner
+
+from nni_asenas.adapters.metrics import finite_number, metric_score
+from nni_asenas.config import check_seed, resolve_config
+from nni_asenas.core.searcher import AseNasSearcher
+from nni_asenas.errors import UsageError
+
+__all__ = ["AseNasTuner", "parse_search_space", "read_metric"]
+
+_logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "asenas_tuner.pt"
+_STATE_VERSION = 1
+
+_CHOICE_VALUE_TYPES = (str, int, float, bool)
+
+
+def parse_search_space(search_space: Any) -> dict[str, list[Any]]:
+    """NNI search-space JSON -> ``{label: options}``. Only flat ``choice`` parameters are accepted; anything else
+    raises :class:`~nni_asenas.errors.UsageError` naming the parameter."""
+    if not isinstance(search_space, Mapping) or not search_space:
+        raise UsageError(f"AseNasTuner: the search space must be a non-empty JSON object, got {search_space!r}")
+    decisions: dict[str, list[Any]] = {}
+    for name, spec in search_space.items():
+        if not isinstance(spec, Mapping) or "_type" not in spec or "_value" not in spec:
+            raise UsageError(f"AseNasTuner: search space parameter {name!r} needs '_type' and '_value', got {spec!r}")
+        if spec["_type"] != "choice":
+            raise UsageError(
+                f"AseNasTuner: search space parameter {name!r} has type {spec['_type']!r}; only 'choice' is supported"
+            )
+        values = spec["_value"]
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"AseNasTuner: search space parameter {name!r} needs a non-empty list of options")
+        for value in values:
+            if isinstance(value, Mapping):
+                raise UsageError(
+                    f"AseNasTuner: search space parameter {name!r} is a nested choice; only flat choices are supported"
+                )
+            if not isinstance(value, _CHOICE_VALUE_TYPES):
+                raise UsageError(
+                    f"AseNasTuner: search space parameter {name!r} has option {value!r}; options must be strings or numbers"
+                )
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise UsageError(f"AseNasTuner: search space parameter {name!r} lists an option twice")
+        decisions[str(name)] = list(values)
+    return decisions
+
+
+def read_metric(value: Any) -> tuple[float | None, float | None]:
+    """``(score, simulated seconds)`` from a reported final metric: a number, or a dict with a numeric ``default``
+    (and optionally ``simulated_seconds``). A metric of another shape gives score None (a failed trial)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None, None
+    seconds = finite_number(value.get("simulated_seconds")) if isinstance(value, Mapping) else None
+    if seconds is not None and seconds < 0:
+        seconds = None
+    return metric_score(value), seconds
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class _Trial:
+    """A parameter id handed to NNI and not yet answered."""
+
+    proposal_id: int
+    arch: dict[str, Any]
+    searcher: AseNasSearcher  # the searcher that proposed it (the search space may change in between)
+    started: float  # time.monotonic() when proposed
+    ended: float | None = None  # when NNI said it succeeded, if its final result has not arrived yet
+
+
+class AseNasTuner(Tuner):
+    """ASE-NAS over a search space of ``choice`` parameters.
+
+    Parameters (the experiment's ``classArgs``)
+    ----------
+    seed
+        Seeds the whole search (0 .. 2**32 - 1).
+    preset
+        A named configuration of the method (``default`` or ``paper``, see :class:`~nni_asenas.config.AseNasConfig`).
+    k, n_steps, learning_rate, ... (every field of :class:`~nni_asenas.config.AseNasConfig`)
+        The method's settings, overriding the preset's: candidate subspaces (K), edits per proposal (M), ....
+        ``steps`` is the deprecated name of ``n_steps``.
+    initial_architectures
+        ASE-NAS+: start the candidate set from these. A list of parameter dicts (or NAS-Bench-201 arch strings), or
+        the absolute path of an earlier ``result.json`` whose ``candidates`` are NAS-Bench-201 arch strings (NNI
+        runs the tuner in the experiment's log directory, so relative paths rarely mean what was meant).
+    max_queries, budget_seconds
+        Stop rule; either or both. Every evaluated, failed or imported architecture is a query. Seconds are the final
+        metric's ``simulated_seconds`` when it reports one, else the wall time from proposal to result.
+    constraint, constraint_kwargs
+        ``"module.path:function"`` called as ``function(params, **constraint_kwargs) -> bool``; False rejects an
+        architecture before it is run.
+    optimize_mode
+        ``maximize`` (default) or ``minimize`` the ``default`` metric.
+
+    NNI delivers final metrics and trial ends on different dispatcher threads, so a trial that ended successfully
+    waits up to :attr:`result_grace_seconds` for its final result before it is counted as failed.
+    """
+
+    result_grace_seconds: float = 30.0
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        preset: str | None = None,
+        initial_architectures: str | Sequence[Mapping[str, Any] | str] | None = None,
+        max_queries: int | None = None,
+        budget_seconds: float | None = None,
+        constraint: str | None = None,
+        constraint_kwargs: Mapping[str, Any] | None = None,
+        optimize_mode: str = "maximize",
+        **settings: Any,
+    ) -> None:
+        super().__init__()
+        if "steps" in settings:
+            if "n_steps" in settings:
+                raise UsageError("AseNasTuner: give classArg 'n_steps' only ('steps' is its deprecated name)")
+            warnings.warn("AseNasTuner classArg 'steps' is deprecated: call it 'n_steps'", DeprecationWarning, stacklevel=2)
+            _logger.warning("classArg 'steps' is deprecated: call it 'n_steps'")
+            settings["n_steps"] = settings.pop("steps")
+        try:
+            self.seed = check_seed(seed, "AseNasTuner: classArg 'seed'")
+            self.config = resolve_config(preset, **settings)
+        except UsageError as exc:
+            message = str(exc)
+            raise UsageError(message if message.startswith("AseNasTuner") else f"AseNasTuner: classArg {message}") from None
+        if max_queries is not None and not (isinstance(max_queries, int) and not isinstance(max_queries, bool) and max_queries >= 1):
+            raise UsageError(f"AseNasTuner: classArg 'max_queries' must be an integer >= 1, got {max_queries!r}")
+        if budget_seconds is not None and not (_is_number(budget_seconds) and budget_seconds > 0):
+            raise UsageError(f"AseNasTuner: classArg 'budget_seconds' must be a number > 0, got {budget_seconds!r}")
+        if optimize_mode not in ("maximize", "minimize"):
+            raise UsageError(f"AseNasTuner: classArg 'optimize_mode' must be 'maximize' or 'minimize', got {optimize_mode!r}")
+        self.max_queries = max_queries
+        self.budget_seconds = None if budget_seconds is None else float(budget_seconds)
+        self.optimize_mode = optimize_mode
+        self._initial = _read_initial_architectures(initial_architectures)
+        self._constraint = _load_constraint(constraint, constraint_kwargs)
+
+        self._lock = threading.RLock()
+        self._decisions: dict[str, list[Any]] | None = None
+        self._searcher: AseNasSearcher | None = None
+        self._trials: dict[int, _Trial] = {}  # parameter id -> its proposal, until answered
+        self._orphans: dict[str, int] = {}  # arch key -> proposal id: running when the experiment stopped
+        self._trial_jobs: set[str] = set()  # NNI trial job ids whose result is recorded
+        self._waiting_imports: list[Mapping[str, Any]] = []  # imported before the search space arrived
+        self._restored: Mapping[str, Any] | None = None  # a loaded checkpoint, applied once the search space is known
+        self._n_queries = 0  # results recorded: successes, failures, imports
+        self._seconds = 0.0
+        self._stopped = False
+
+    # ------------------------------------------------------------------ NNI tuner interface
+
+    def update_search_space(self, search_space: Mapping[str, Any]) -> None:
+        decisions = parse_search_space(search_space)
+        with self._lock:
+            if decisions == self._decisions:
+                return
+            previous = self._searcher
+            self._searcher = self._new_searcher(decisions)
+            self._decisions = decisions
+            self._orphans.clear()
+            if previous is not None:  # a changed space: carry over what still fits
+                for obs in previous.history:
+                    self._observe(obs.arch, obs.score, count=False)
+                _logger.info("search space changed: %d earlier results carried over", len(self._searcher.history))
+            elif self._restored is not None:
+                state, self._restored = self._restored, None
+                self._apply_state(state)
+            waiting, self._waiting_imports = self._waiting_imports, []
+            if waiting:
+                self._import(waiting)
+
+    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
+        with self._lock:
+            searcher = self._require_searcher()
+            self._fail_overdue()
+            reason = self._stop_reason()
+            if reason is None:
+                proposal = searcher.ask()
+                if proposal is None:
+                    reason = "every valid architecture of the search space has been proposed"
+            if reason is not None:
+                if not self._stopped:
+                    _logger.info("no more trials: %s", reason)
+                    self._stopped = True
+                raise nni.NoMoreTrialError(reason)
+            self._trials[parameter_id] = _Trial(proposal.id, dict(proposal.arch), searcher, time.monotonic())
+            _logger.info("parameter %d = proposal %d (%s, parent %s): %s", parameter_id, proposal.id, proposal.kind,
+                         proposal.parent, proposal.arch)
+            self.save_checkpoint()
+            return dict(proposal.arch)
+
+    def receive_trial_result(self, parameter_id: int, parameters: Mapping[str, Any], value: Any, **kwargs: Any) -> None:
+        with self._lock:
+            score, seconds = read_metric(value)
+            if score is None:
+                _logger.warning("parameter %d reported %r: expected a number or a dict with a numeric 'default'; "
+                                "counted as a failed trial", parameter_id, value)
+            if kwargs.get("trial_job_id"):
+                self._trial_jobs.add(str(kwargs["trial_job_id"]))
+            trial = self._trials.pop(parameter_id, None)
+            if trial is None:
+                _logger.warning("result for unknown parameter %d recorded as an observation", parameter_id)
+                self._record(parameters, self._signed(score), seconds)
+            else:
+                self._finish(parameter_id, trial, self._signed(score), seconds)
+            self.save_checkpoint()
+
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        with self._lock:
+            trial = self._trials.get(parameter_id)
+            if trial is None:  # its final result arrived already
+                return
+            if success:
+                trial.ended = time.monotonic()
+                return
+            del self._trials[parameter_id]
+            _logger.info("parameter %d failed", parameter_id)
+            self._finish(parameter_id, trial, None, None)
+            self.save_checkpoint()
+
+    def import_data(self, data: Sequence[Mapping[str, Any]]) -> None:
+        """Earlier trials (``[{"parameter": {...}, "value": metric}, ...]``), e.g. of the experiment being resumed:
+        they are never proposed again and may enter the candidate set."""
+        with self._lock:
+            if self._searcher is None:
+                self._waiting_imports.extend(data)
+            else:
+                self._import(data)
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The search so far (torch.save-able), including the proposals still running."""
+        with self._lock:
+            searcher = self._require_searcher()
+            running = [(t.proposal_id, t.arch) for t in self._trials.values() if t.searcher is searcher]
+            return {
+                "version": _STATE_VERSION,
+                "decisions": self._decisions,
+                "searcher": searcher.state_dict(),
+                "n_queries": self._n_queries,
+                "seconds": self._seconds,
+                "running": sorted(running, key=lambda item: item[0]) + sorted(
+                    (pid, json.loads(key)) for key, pid in self._orphans.items()
+                ),
+                "trial_jobs": sorted(self._trial_jobs),
+            }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`. Proposals that were running wait for their results, which NNI delivers through
+        :meth:`import_data` when it re-runs them. Before the search space is set, the state is applied when it arrives."""
+        with self._lock:
+            if state.get("version") != _STATE_VERSION:
+                raise ValueError(f"unsupported AseNasTuner state version {state.get('version')!r}")
+            if self._searcher is None:
+                self._restored = state
+            else:
+                self._apply_state(state)
+
+    def save_checkpoint(self) -> None:
+        """Write :meth:`state_dict` to NNI's checkpoint directory (``$NNI_CHECKPOINT_DIRECTORY``), if there is one."""
+        directory = self.get_checkpoint_path()
+        if directory is None or self._searcher is None:
+            return
+        import torch
+
+        path = Path(directory, CHECKPOINT_FILE)
+        tmp = path.with_name(path.name + ".tmp")
+        with self._lock:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+
+    def load_checkpoint(self) -> None:
+        """Called by NNI when an experiment is resumed: continue the saved search (if a checkpoint exists)."""
+        directory = self.get_checkpoint_path()
+        path = None if directory is None else Path(directory, CHECKPOINT_FILE)
+        if path is None or not path.is_file():
+            _logger.info("no tuner checkpoint to resume from; earlier trials will be imported")
+            return
+        import torch
+
+        self.load_state_dict(torch.load(path, weights_only=False))
+        _logger.info("resuming the search saved in %s", path)
+
+    def _apply_state(self, state: Mapping[str, Any]) -> None:
+        if state["decisions"] != self._decisions:
+            _logger.warning("the saved tuner state belongs to another search space: ignored")
+            return
+        self._require_searcher().load_state_dict(state["searcher"])
+        self._n_queries, self._seconds = int(state["n_queries"]), float(state["seconds"])
+        self._trial_jobs = set(state["trial_jobs"])
+        self._orphans = {_arch_key(arch): proposal_id for proposal_id, arch in state["running"]}
+        if self._orphans:
+            _logger.info("proposals %s were running when the experiment stopped; waiting for their results",
+                         sorted(self._orphans.values()))
+
+    # ------------------------------------------------------------------ read-only views
+
+    @property
+    def searcher(self) -> AseNasSearcher | None:
+        """The core searcher (None until the search space is known)."""
+        return self._searcher
+
+    @property
+    def n_queries(self) -> int:
+        """Results recorded so far (successes, failures and imports)."""
+        return self._n_queries
+
+    @property
+    def spent_seconds(self) -> float:
+        return self._seconds
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(seed={self.seed}, {', '.join(f'{k}={v}' for k, v in self.config.to_dict().items())}, "
+            f"max_queries={self.max_queries}, "
+            f"budget_seconds={self.budget_seconds}, initial_architectures={len(self._initial)}, "
+            f"constraint={self._constraint is not None}, optimize_mode={self.optimize_mode!r})"
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_searcher(self, decisions: dict[str, list[Any]]) -> AseNasSearcher:
+        initial = [_initial_params(arch, decisions) for arch in self._initial]
+        try:
+            return AseNasSearcher(decisions, self.config, initial_architectures=initial,
+                                  constraint=self._constraint, seed=self.seed)
+        except ValueError as exc:
+            raise UsageError(f"AseNasTuner: {exc}") from None
+
+    def _require_searcher(self) -> AseNasSearcher:
+        if self._searcher is None:
+            raise RuntimeError("AseNasTuner: parameters requested before the search space was set")
+        return self._searcher
+
+    def _fail_overdue(self) -> None:
+        now = time.monotonic()
+        overdue = [pid for pid, t in self._trials.items() if t.ended is not None and now - t.ended > self.result_grace_seconds]
+        for parameter_id in overdue:
+            _logger.warning("parameter %d succeeded but reported no final result: counted as failed", parameter_id)
+            self._finish(parameter_id, self._trials.pop(parameter_id), None, None)
+
+    def _stop_reason(self) -> str | None:
+        if self.max_queries is not None and self._n_queries + len(self._trials) >= self.max_queries:
+            return f"max_queries={self.max_queries} reached ({self._n_queries} done, {len(self._trials)} running)"
+        if self.budget_seconds is not None and self._seconds >= self.budget_seconds:
+            return f"budget_seconds={self.budget_seconds:g} spent ({self._seconds:.1f} s)"
+        return None
+
+    def _signed(self, score: float | None) -> float | None:
+        if score is None or self.optimize_mode == "maximize":
+            return score
+        return -score
+
+    def _finish(self, parameter_id: int, trial: _Trial, score: float | None, seconds: float | None) -> None:
+        if seconds is None:
+            seconds = time.monotonic() - trial.started
+        if trial.searcher is self._searcher:
+            self._searcher.tell(trial.proposal_id, score)
+            self._count(seconds)
+        else:  # proposed under an earlier search space
+            self._record(trial.arch, score, seconds)
+        best = self._require_searcher().best
+        _logger.info(
+            "parameter %d (proposal %d): %s; best %s after %d queries, %.1f s",
+            parameter_id, trial.proposal_id, "failed" if score is None else f"score {score:.6g}",
+            "none" if best is None else f"{best.score:.6g} (proposal {best.id})", self._n_queries, self._seconds,
+        )
+
+    def _import(self, data: Sequence[Mapping[str, Any]]) -> None:
+        n_new = 0
+        for entry in data:
+            params = entry.get("parameter") if isinstance(entry, Mapping) else None
+            if not isinstance(params, Mapping):
+                _logger.warning("imported entry %r has no 'parameter' dict: skipped", entry)
+                continue
+            if entry.get("trialJobId") in self._trial_jobs:
+                continue  # recorded from the trial itself, which NNI's listing may pair with other parameters
+            score, seconds = read_metric(entry.get("value"))
+            n_new += self._record(params, self._signed(score), seconds or 0.0)
+        _logger.info("imported %d earlier trials (%d new); %d queries, %.1f s so far", len(data), n_new,
+                     self._n_queries, self._seconds)
+        if n_new:
+            self.save_checkpoint()
+
+    def _record(self, params: Mapping[str, Any], score: float | None, seconds: float | None) -> bool:
+        """A result from outside this run's proposals: an orphaned proposal's, else an observation. True if new."""
+        proposal_id = self._orphans.pop(_arch_key(params), None)
+        if proposal_id is not None:
+            self._require_searcher().tell(proposal_id, score)
+            self._count(seconds or 0.0)
+            _logger.info("proposal %d (running when the experiment stopped): %s", proposal_id,
+                         "failed" if score is None else f"score {score:.6g}")
+            return True
+        return self._observe(params, score, count=True, seconds=seconds)
+
+    def _observe(self, params: Mapping[str, Any], score: float | None, *, count: bool, seconds: float | None = 0.0) -> bool:
+        """Record an architecture evaluated outside this searcher's proposals; True if it was new to the searcher."""
+        searcher = self._require_searcher()
+        before = len(searcher.history)
+        try:
+            searcher.observe(params, score)
+        except ValueError as exc:
+            _logger.warning("parameters %r do not fit the search space (%s): skipped", dict(params), exc)
+            return False
+        is_new = len(searcher.history) > before
+        if is_new and count:
+            self._count(seconds or 0.0)
+        return is_new
+
+    def _count(self, seconds: float) -> None:
+        self._n_queries += 1
+        self._seconds += seconds
+
+
+def _arch_key(params: Mapping[str, Any]) -> str:
+    return json.dumps(dict(params), sort_keys=True)
+
+
+def _read_initial_architectures(value: str | Sequence[Any] | None) -> list[Mapping[str, Any] | str]:
+    """classArg ``initial_architectures`` -> a list of parameter dicts and/or NAS-Bench-201 arch strings."""
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        path = Path(value).expanduser()
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"AseNasTuner: cannot read initial_architectures file {str(value)!r} (relative paths "
+                             f"start at {Path.cwd()}, so give an absolute one): {exc}") from None
+        candidates = result.get("candidates") if isinstance(result, Mapping) else None
+        if not isinstance(candidates, list) or not candidates:
+            raise UsageError(f"AseNasTuner: initial_architectures file {str(value)!r} has no 'candidates' list")
+        return list(candidates)
+    if not isinstance(value, Sequence):
+        raise UsageError(f"AseNasTuner: classArg 'initial_architectures' must be a list or a result.json path, got {value!r}")
+    for i, arch in enumerate(value):
+        if not isinstance(arch, (Mapping, str)):
+            raise UsageError(f"AseNasTuner: initial_architectures[{i}] must be a parameter dict or an arch string, got {arch!r}")
+    return list(value)
+
+
+def _initial_params(arch: Mapping[str, Any] | str, decisions: Mapping[str, Sequence[Any]]) -> Mapping[str, Any]:
+    """An initial architecture as parameters of the search space; NAS-Bench-201 arch strings via the table."""
+    if isinstance(arch, Mapping):
+        return arch
+    from nni_asenas.nasbench.nb201 import load_table
+
+    try:
+        params = load_table().arch_dict(arch)
+    except ValueError as exc:
+        raise UsageError(f"AseNasTuner: initial architecture {arch!r}: {exc}") from None
+    if set(params) != set(decisions):
+        raise UsageError(f"AseNasTuner: initial architecture {arch!r} is a NAS-Bench-201 arch string, but the search "
+                         f"space has parameters {sorted(decisions)}")
+    return params
+
+
+def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Callable[[dict[str, Any]], bool] | None:
+    """``"module.path:function"`` -> ``params -> bool`` calling ``function(params, **kwargs)``."""
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise UsageError(f"AseNasTuner: classArg 'constraint_kwargs' must be a dict, got {kwargs!r}")
+    if spec is None:
+        if kwargs:
+            raise UsageError("AseNasTuner: classArg 'constraint_kwargs' is given without 'constraint'")
+        return None
+    module_name, sep, attr = str(spec).partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"AseNasTuner: classArg 'constraint' must read 'module.path:function', got {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"AseNasTuner: cannot import constraint {spec!r}: {exc}") from None
+    if not callable(function):
+        raise UsageError(f"AseNasTuner: constraint {spec!r} is not callable")
+    bound = dict(kwargs or {})
+
+    def constraint(params: dict[str, Any]) -> bool:
+        return bool(function(params, **bound))
+
+    return constraint

@@ -1,0 +1,42 @@
+"""Command-line flags for the method's settings, derived from :class:`~nni_asenas.config.AseNasConfig`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from nni_asenas.config import PRESETS, AseNasConfig, resolve_config
+
+__all__ = ["add_method_options", "method_config"]
+
+_HELP = {
+    "k": "number of candidate subspaces, K",
+    "n_steps": "edits per proposal, M",
+    "hidden_size": "width of the graph network and LSTM",
+    "learning_rate": "Adam learning rate of the policy",
+    "weight_decay": "Adam weight decay of the policy",
+    "entropy_weight": "entropy bonus of the REINFORCE loss",
+    "baseline_decay": "decay of the REINFORCE baseline's moving average",
+    "temperature": "T of the logit squashing c*tanh(x/T)",
+    "max_redraws": "policy samples per proposal before an unvisited neighbour is proposed",
+}
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """``--preset`` and one flag per setting (``--k``, ``--n-steps``, ...); unset flags keep the preset's value."""
+    group = parser.add_argument_group("ASE-NAS settings (default: the preset's)")
+    group.add_argument("--preset", default="default", choices=list(PRESETS), help="named configuration (default: %(default)s)")
+    defaults = AseNasConfig()
+    for field in dataclasses.fields(AseNasConfig):
+        flags = ["--" + field.name.replace("_", "-")]
+        if field.name == "n_steps":
+            flags.append("--steps")  # the name before 0.2
+        kind = int if isinstance(getattr(defaults, field.name), int) else float
+        group.add_argument(*flags, dest=field.name, type=kind, default=None, metavar="N" if kind is int else "X",
+                           help=f"{_HELP.get(field.name, field.name)} (default: {getattr(defaults, field.name)})")
+
+
+def method_config(args: argparse.Namespace) -> AseNasConfig:
+    """The configuration the flags ask for (a :class:`~nni_asenas.errors.UsageError` names a bad one)."""
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AseNasConfig) if getattr(args, f.name, None) is not None}
+    return resolve_config(args.preset, **overrides)

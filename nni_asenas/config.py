@@ -1,0 +1,139 @@
+"""The method's settings, defined once: :class:`AseNasConfig`.
+
+Every front end takes the same settings under the same names: the engine-free searcher
+(``AseNasSearcher(decisions, config, k=5)``), the NNI strategy (``AseNas(k=5)``), the NNI tuner (``classArgs: {k: 5}``),
+the CLI (``nni-asenas search --k 5``) and the experiment files. Named presets (:data:`PRESETS`) give whole
+configurations: ``"default"`` is the package's, ``"paper"`` the published one.
+
+The seed is not a setting of the method but of a run; :func:`check_seed` is the one check every front end uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from nni_asenas.errors import UsageError
+
+__all__ = ["AseNasConfig", "MAX_SEED", "PRESETS", "check_seed", "resolve_config"]
+
+#: Seeds are 0 .. 2**32 - 1 everywhere (numpy's and torch's common range).
+MAX_SEED = 2**32 - 1
+#: Upper bounds that keep a typo from allocating a huge policy or looping for ever.
+MAX_K = 1000
+MAX_N_STEPS = 1000
+MAX_HIDDEN_SIZE = 4096
+MAX_REDRAWS = 1000
+
+
+@dataclass(frozen=True)
+class AseNasConfig:
+    """Settings of ASE-NAS (see ``docs/method.md``). Every field is validated on construction.
+
+    Attributes
+    ----------
+    k
+        Number of candidate subspaces (K): the centres of the candidate set.
+    n_steps
+        Edits per proposal (M): a subspace is every architecture within ``n_steps`` single-decision edits of its
+        centre.
+    hidden_size
+        Width of the graph network and the LSTM controller.
+    learning_rate, weight_decay
+        Adam's settings for the policy.
+    entropy_weight
+        Weight of the entropy bonus in the REINFORCE loss.
+    baseline_decay
+        Decay of the exponential moving average that serves as the REINFORCE baseline.
+    temperature
+        T in ``c * tanh(logits / T)``, the squashing of the policy's logits.
+    max_redraws
+        Policy samples drawn as one batch per proposal; when all land on known or invalid architectures, an
+        unvisited neighbour of the chosen centre is proposed instead.
+    """
+
+    k: int = 3
+    n_steps: int = 4
+    hidden_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 2.37e-5
+    entropy_weight: float = 5.05e-4
+    baseline_decay: float = 0.9
+    temperature: float = 5.0
+    max_redraws: int = 3
+
+    def __post_init__(self) -> None:
+        for name, high in (("k", MAX_K), ("n_steps", MAX_N_STEPS), ("hidden_size", MAX_HIDDEN_SIZE),
+                           ("max_redraws", MAX_REDRAWS)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise UsageError(f"{name} must be an integer in 1..{high}, got {value!r}")
+        for name, low, low_open in (("learning_rate", 0.0, True), ("temperature", 0.0, True),
+                                    ("weight_decay", 0.0, False), ("entropy_weight", 0.0, False),
+                                    ("baseline_decay", 0.0, False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"{name} must be a finite number, got {value!r}")
+            if value < low or (low_open and value == low):
+                raise UsageError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.baseline_decay >= 1.0:
+            raise UsageError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def preset(cls, name: str) -> AseNasConfig:
+        """A named configuration (:data:`PRESETS`)."""
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise UsageError(f"unknown preset {name!r} (valid: {', '.join(PRESETS)})") from None
+
+    def replace(self, **settings: Any) -> AseNasConfig:
+        """A copy with ``settings`` changed; an unknown name is an error naming it."""
+        unknown = sorted(set(settings) - set(self.field_names()))
+        if unknown:
+            raise UsageError(f"unknown ASE-NAS setting {unknown[0]!r} (valid: {', '.join(self.field_names())})")
+        return dataclasses.replace(self, **settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> AseNasConfig:
+        return cls().replace(**dict(values))
+
+
+#: Named configurations. ``default``: the package's defaults (tuned on NAS-Bench-201 seeds 0-49, see
+#: ``benchmarks/README.md``); ``paper``: the published settings (Chen et al., arXiv 2210.17180).
+PRESETS: dict[str, AseNasConfig] = {
+    "default": AseNasConfig(),
+    "paper": AseNasConfig(learning_rate=9.45e-3),
+}
+
+
+def resolve_config(config: AseNasConfig | str | None = None, **settings: Any) -> AseNasConfig:
+    """The configuration a front end runs with: ``config`` (an object, a preset name, or None for the default)
+    with ``settings`` (keyword overrides, validated) applied."""
+    if config is None:
+        base = AseNasConfig()
+    elif isinstance(config, str):
+        base = AseNasConfig.preset(config)
+    elif isinstance(config, AseNasConfig):
+        base = config
+    else:
+        raise UsageError(f"config must be an AseNasConfig or a preset name, got {type(config).__name__}")
+    return base.replace(**settings) if settings else base
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int in 0 .. 2**32 - 1 (numpy integers too), or a :class:`UsageError` naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
+        raise UsageError(f"{what} must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return int(seed)

@@ -1,0 +1,518 @@
+"""The engine-free ASE-NAS searcher: ask for an architecture, tell its score.
+
+The method is specified in ``docs/method.md``. In short: K candidate architectures are kept; a policy picks
+one candidate (its neighbourhood is the subspace searched) and ``n_steps`` single-decision edits to apply to it; a
+better result replaces its centre; REINFORCE trains the policy on the improvement over the centre.
+
+Nothing here imports NNI: :class:`nni_asenas.AseNas` (strategy) and :class:`nni_asenas.AseNasTuner` (tuner) wrap it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from nni_asenas.config import AseNasConfig, check_seed, resolve_config
+from nni_asenas.core.encoding import (
+    Arch,
+    apply_edits,
+    arch_to_indices,
+    candidate_graph,
+    indices_to_arch,
+    neighbours,
+    one_hot,
+    random_architecture,
+    validate_decisions,
+)
+from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+
+__all__ = ["AseNasSearcher", "Observation", "Proposal"]
+
+_logger = logging.getLogger(__name__)
+
+# Kinds of proposals: the start set, random fill-ins while no candidate is known, policy steps, and the
+# unvisited neighbour used when the policy keeps landing on known architectures. "observed" marks results
+# recorded through observe() (evaluated elsewhere).
+INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
+_STATE_VERSION = 1
+#: A constraint that rejects this many proposals in a row stops the search with an error instead of looping on.
+MAX_REJECTIONS_IN_A_ROW = 20_000
+
+
+def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with one torch thread. The policy's tensors are tiny: a thread pool only adds waiting, and
+    on a busy machine (trials training beside the search) spinning threads slow each proposal many times over."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return method(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An architecture to evaluate. ``parent`` is the id of the candidate whose subspace it came from."""
+
+    id: int
+    arch: dict[str, Any]
+    kind: str
+    parent: int | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An evaluated (or failed: ``score is None``) architecture."""
+
+    id: int
+    arch: dict[str, Any]
+    score: float | None
+    kind: str
+
+
+@dataclass
+class _Record:
+    code: Arch
+    kind: str
+    parent: int | None = None
+    score: float | None = None
+    status: str = "pending"  # pending | done | failed
+
+
+@dataclass
+class _Step:
+    """What a proposal needs to learn from its result, whatever happened in between.
+
+    ``tokens`` is the batch of policy rollouts drawn for it: row ``own_row`` produced it (None for a fallback
+    neighbour); ``lessons`` are the earlier rows that landed on evaluated architectures, with rewards from their
+    recorded scores. All are learnt in one update when this proposal's result arrives.
+    """
+
+    tokens: list[list[int]]
+    graph: tuple[np.ndarray, np.ndarray, np.ndarray]  # the candidate graph it was sampled on
+    slot: int
+    parent_score: float
+    own_row: int | None
+    lessons: list[tuple[int, float]] = field(default_factory=list)  # (row, reward)
+
+
+@dataclass
+class _ScoreStats:
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        self.total += x
+        self.total_sq += x * x
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    @property
+    def scale(self) -> float:
+        """Standard deviation of the scores seen so far; the unit of rewards and score features."""
+        if self.n >= 2:
+            variance = max(self.total_sq / self.n - self.mean**2, 0.0)
+            if variance > 1e-18 * max(1.0, self.mean**2):
+                return math.sqrt(variance)
+        return abs(self.mean) if self.mean else 1.0
+
+
+class AseNasSearcher:
+    """ASE-NAS over a list of categorical decisions, with an ask/tell interface.
+
+    Parameters
+    ----------
+    decisions
+        ``label -> options``. An architecture is ``{label: option}``.
+    config
+        The method's settings (:class:`~nni_asenas.config.AseNasConfig`, or a preset name such as ``"paper"``);
+        ``settings`` given as keywords (``k=5``, ``n_steps=2``, ...) override single fields.
+    initial_architectures
+        Start the candidate set from these (ASE-NAS+); random architectures fill up to ``k``.
+    constraint
+        ``arch -> bool``; False rejects a proposal before evaluation (it costs nothing and is redrawn).
+    seed
+        Seeds everything random: policy initialisation, sampling, random architectures (0 .. 2**32 - 1).
+
+    Scores are "higher is better" in any unit: rewards and score features are divided by the standard deviation
+    of the scores seen so far, so percent and fraction give the same search. ``None``, NaN or inf is a failure.
+    """
+
+    def __init__(
+        self,
+        decisions: Mapping[str, Sequence[Any]],
+        config: AseNasConfig | str | None = None,
+        *,
+        initial_architectures: Sequence[Mapping[str, Any]] = (),
+        constraint: Callable[[dict[str, Any]], bool] | None = None,
+        seed: int = 0,
+        **settings: Any,
+    ) -> None:
+        self._config = resolve_config(config, **settings)
+        self._seed = check_seed(seed)
+        self._labels, self._options = validate_decisions(decisions)
+        self._sizes = [len(values) for values in self._options]
+        c = self._config
+        self._constraint = constraint
+        self._rng = np.random.default_rng(self._seed)
+        generator = torch.Generator().manual_seed(self._seed)
+        self._policy = AseNasPolicy(self._sizes, n_steps=c.n_steps, hidden_size=c.hidden_size, temperature=c.temperature, generator=generator)
+        # fused: one kernel for all parameters; the per-tensor loop costs more than the maths at this size
+        self._optimizer = torch.optim.Adam(self._policy.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=True)
+        self._records: dict[int, _Record] = {}
+        self._by_code: dict[Arch, int] = {}
+        self._rejected: set[Arch] = set()
+        self._rejections_in_a_row = 0
+        self._slots: list[int] = []  # the candidate set, as record ids
+        self._steps: dict[int, _Step] = {}
+        self._history: list[int] = []
+        self._best: int | None = None
+        self._baseline = 0.0
+        self._stats = _ScoreStats()
+        self._next_id = 0
+        self._initial_queue: list[Arch] = [self._code(arch, "initial architecture") for arch in initial_architectures]
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def config(self) -> AseNasConfig:
+        return self._config
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def decisions(self) -> dict[str, list[Any]]:
+        return {label: list(values) for label, values in zip(self._labels, self._options)}
+
+    @property
+    def n_pending(self) -> int:
+        return len(self._records) - len(self._history)
+
+    def is_pending(self, arch: Mapping[str, Any]) -> bool:
+        rid = self._by_code.get(self._code(arch, "architecture"))
+        return rid is not None and self._records[rid].status == "pending"
+
+    @property
+    def best(self) -> Observation | None:
+        return None if self._best is None else self._observation(self._best)
+
+    @property
+    def candidates(self) -> list[Observation]:
+        return [self._observation(rid) for rid in self._slots]
+
+    @property
+    def history(self) -> list[Observation]:
+        return [self._observation(rid) for rid in self._history]
+
+    @_one_thread
+    def ask(self) -> Proposal | None:
+        """The next architecture to evaluate, or None when every valid architecture has been proposed."""
+        while self._initial_queue:
+            code = self._initial_queue.pop(0)
+            if code not in self._by_code and self._is_valid(code):
+                return self._propose(code, INITIAL)
+        n_warmup_pending = sum(
+            1 for r in self._records.values() if r.status == "pending" and r.kind in (INITIAL, RANDOM)
+        )
+        if not self._slots or len(self._slots) + n_warmup_pending < self._config.k:
+            fill = self._random_unvisited()
+            return None if fill is None else self._propose(fill, RANDOM)
+        return self._search_step()
+
+    @_one_thread
+    def tell(self, proposal_id: int, score: float | None) -> None:
+        """Report the score of a proposal (None, NaN or inf: the trial failed)."""
+        record = self._records.get(proposal_id)
+        if record is None:
+            raise ValueError(f"unknown proposal id {proposal_id}")
+        if record.status != "pending":
+            raise ValueError(f"proposal {proposal_id} was already told ({record.status})")
+        step = self._steps.pop(proposal_id, None)
+        self._history.append(proposal_id)
+        score = _as_score(score)
+        if score is None:
+            record.status = "failed"
+            _logger.info("proposal %d failed; it gets no reward and is never proposed again", proposal_id)
+        else:
+            self._record_score(proposal_id, score)
+        if step is None:
+            if score is not None:
+                self._enter_candidates(proposal_id)
+            return
+        reward = None if score is None else (score - step.parent_score) / self._stats.scale
+        self._learn(step, reward)
+        if score is not None:
+            self._move_subspace(proposal_id, step.slot)
+
+    def observe(self, arch: Mapping[str, Any], score: float | None) -> Observation:
+        """Record an architecture evaluated elsewhere (imported data, a resumed experiment).
+
+        It is never proposed again; a valid success may enter the candidate set (if there is room or it beats the
+        worst candidate). An architecture that is already known keeps its first result.
+        """
+        code = self._code(arch, "observed architecture")
+        rid = self._by_code.get(code)
+        if rid is not None:
+            return self._observation(rid)
+        rid = self._new_record(code, OBSERVED)
+        self._history.append(rid)
+        score = _as_score(score)
+        if score is None:
+            self._records[rid].status = "failed"
+        else:
+            self._record_score(rid, score)
+            if self._is_valid(code):
+                self._enter_candidates(rid)
+        return self._observation(rid)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this exact search (torch.save-able)."""
+        return {
+            "version": _STATE_VERSION,
+            "decisions": self.decisions,
+            "config": self._config.to_dict(),
+            "seed": self._seed,
+            "policy": _copy_state(self._policy.state_dict()),
+            "optimizer": _copy_state(self._optimizer.state_dict()),
+            "rng": copy.deepcopy(self._rng.bit_generator.state),
+            "records": {rid: dict(vars(r)) for rid, r in self._records.items()},
+            "rejected": sorted(self._rejected),
+            "slots": list(self._slots),
+            "steps": {rid: copy.deepcopy(vars(step)) for rid, step in self._steps.items()},
+            "history": list(self._history),
+            "best": self._best,
+            "baseline": self._baseline,
+            "stats": dict(vars(self._stats)),
+            "next_id": self._next_id,
+            "initial_queue": list(self._initial_queue),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported searcher state version {state.get('version')!r}")
+        saved = {label: list(values) for label, values in state["decisions"].items()}
+        if saved != self.decisions:
+            raise ValueError("the saved search state belongs to a different search space")
+        saved_config = dict(state["config"])
+        if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
+            self._config.k, self._config.n_steps, self._config.hidden_size,
+        ):
+            raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
+        saved_seed = saved_config.pop("seed", None)  # states of version 1 kept the seed inside the config
+        self._config = AseNasConfig.from_dict(saved_config)
+        self._seed = int(state.get("seed", saved_seed if saved_seed is not None else self._seed))
+        self._policy.load_state_dict(state["policy"])
+        self._optimizer.load_state_dict(_copy_state(state["optimizer"]))
+        self._rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self._records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
+        self._by_code = {r.code: rid for rid, r in self._records.items()}
+        self._rejected = {tuple(code) for code in state["rejected"]}
+        self._slots = list(state["slots"])
+        self._steps = {int(rid): _Step(**copy.deepcopy(step)) for rid, step in state["steps"].items()}
+        self._history = list(state["history"])
+        self._best = state["best"]
+        self._baseline = float(state["baseline"])
+        self._stats = _ScoreStats(**state["stats"])
+        self._next_id = int(state["next_id"])
+        self._initial_queue = [tuple(code) for code in state["initial_queue"]]
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (
+            f"{type(self).__name__}(decisions={len(self._labels)}, k={c.k}, n_steps={c.n_steps}, "
+            f"hidden_size={c.hidden_size}, learning_rate={c.learning_rate}, entropy_weight={c.entropy_weight}, seed={self._seed})"
+        )
+
+    # ------------------------------------------------------------------ proposals
+
+    def _search_step(self) -> Proposal | None:
+        graph = self._graph_snapshot()
+        with torch.no_grad():
+            embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
+        tokens = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws).tolist()
+        lessons: list[tuple[int, float]] = []
+        for row, rollout in enumerate(tokens):
+            slot = rollout[0]
+            centre_score = self._score(self._slots[slot])
+            child = apply_edits(self._records[self._slots[slot]].code, AseNasPolicy.edits(rollout))
+            known = self._by_code.get(child)
+            if known is None:
+                if not self._is_valid(child):
+                    continue
+                step = _Step(tokens, graph, slot, centre_score, row, lessons)
+                return self._propose(child, SEARCH, parent=self._slots[slot], step=step)
+            if self._records[known].status == "done":
+                # A known result is a free lesson: its recorded score is the reward; the next row is a redraw.
+                lessons.append((row, (self._score(known) - centre_score) / self._stats.scale))
+        slot = tokens[0][0]
+        centre_id = self._slots[slot]
+        for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
+            if code not in self._by_code and self._is_valid(code):
+                step = _Step(tokens, graph, slot, self._score(centre_id), None, lessons)
+                return self._propose(code, FALLBACK, parent=centre_id, step=step)
+        return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
+
+    def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
+        for _ in range(attempts):
+            code = random_architecture(self._sizes, self._rng)
+            if code not in self._by_code and self._is_valid(code):
+                return code
+        # Random draws keep hitting known or invalid architectures: walk out from a known one, nearest first.
+        starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
+        start = starts[int(self._rng.integers(len(starts)))]
+        for code in itertools.chain([start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes))):
+            if code not in self._by_code and self._is_valid(code):
+                return code
+        return None
+
+    def _propose(self, code: Arch, kind: str, *, parent: int | None = None, step: _Step | None = None) -> Proposal:
+        rid = self._new_record(code, kind, parent)
+        if step is not None:
+            self._steps[rid] = step
+        _logger.debug("proposal %d (%s, parent %s): %s", rid, kind, parent, code)
+        return Proposal(rid, self._arch(code), kind, parent)
+
+    def _new_record(self, code: Arch, kind: str, parent: int | None = None) -> int:
+        rid = self._next_id
+        self._next_id += 1
+        self._records[rid] = _Record(code, kind, parent)
+        self._by_code[code] = rid
+        return rid
+
+    def _is_valid(self, code: Arch) -> bool:
+        if code in self._rejected:
+            return False
+        if self._constraint is None or self._constraint(self._arch(code)):
+            self._rejections_in_a_row = 0
+            return True
+        self._rejected.add(code)
+        self._rejections_in_a_row += 1
+        if self._rejections_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+            self._rejections_in_a_row = 0
+            raise RuntimeError(
+                f"the constraint rejected {MAX_REJECTIONS_IN_A_ROW} architectures in a row: it admits too few of this "
+                "space to search by sampling; loosen it or start from initial_architectures that satisfy it"
+            )
+        return False
+
+    # ------------------------------------------------------------------ results
+
+    def _record_score(self, rid: int, score: float) -> None:
+        record = self._records[rid]
+        record.status, record.score = "done", score
+        self._stats.add(score)
+        if self._best is None or score > self._score(self._best):
+            self._best = rid
+
+    def _enter_candidates(self, rid: int) -> None:
+        if len(self._slots) < self._config.k:
+            self._slots.append(rid)
+            return
+        worst = min(range(len(self._slots)), key=lambda s: self._score(self._slots[s]))
+        if self._score(rid) > self._score(self._slots[worst]):
+            self._slots[worst] = rid
+
+    def _move_subspace(self, rid: int, slot: int) -> None:
+        occupant = self._slots[slot]
+        if self._score(rid) > self._score(occupant):
+            _logger.info("proposal %d replaces candidate %d in slot %d (%.6g > %.6g)", rid, occupant, slot,
+                         self._score(rid), self._score(occupant))
+            self._slots[slot] = rid
+
+    def _learn(self, step: _Step, reward: float | None) -> None:
+        """One policy update for a proposal: its lessons and its own reward (None if it failed or is a fallback),
+        scored under the current parameters on the candidate graph it was sampled on."""
+        terms = list(step.lessons)
+        if step.own_row is not None and reward is not None:
+            terms.append((step.own_row, reward))
+        if not terms:
+            return
+        embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
+        log_prob, entropy = self._policy.score(embeddings, np.asarray(step.tokens))
+        self._update_policy(log_prob, entropy, terms)
+
+    def _update_policy(self, log_prob: torch.Tensor, entropy: torch.Tensor, terms: Sequence[tuple[int, float]]) -> None:
+        """One REINFORCE step over the rollout rows in ``terms`` (row, reward), with an exponential-moving-average
+        baseline of past rewards and an entropy bonus."""
+        rows = torch.tensor([row for row, _ in terms])
+        advantages = torch.tensor([reward - self._baseline for _, reward in terms], dtype=log_prob.dtype)
+        loss = -(log_prob[rows] * advantages).sum() - self._config.entropy_weight * entropy[rows].sum()
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+        decay = self._config.baseline_decay
+        for _, reward in terms:
+            self._baseline = decay * self._baseline + (1.0 - decay) * reward
+
+    # ------------------------------------------------------------------ helpers
+
+    def _graph_snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        codes = np.stack([one_hot(self._records[rid].code, self._sizes) for rid in self._slots])
+        mean, scale = self._stats.mean, self._stats.scale
+        scores = np.array([(self._score(rid) - mean) / scale for rid in self._slots], dtype=np.float32)
+        return candidate_graph(codes, scores)
+
+    def _score(self, rid: int) -> float:
+        """The score of an evaluated record (candidates, the best, known results are never pending or failed)."""
+        score = self._records[rid].score
+        if score is None:
+            raise RuntimeError(f"record {rid} has no score ({self._records[rid].status})")
+        return score
+
+    def _code(self, arch: Mapping[str, Any], what: str) -> Arch:
+        if not isinstance(arch, Mapping):
+            raise ValueError(f"{what} must be a mapping of decision label to option, got {type(arch).__name__}")
+        try:
+            return arch_to_indices(arch, self._labels, self._options)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+
+    def _arch(self, code: Arch) -> dict[str, Any]:
+        return indices_to_arch(code, self._labels, self._options)
+
+    def _observation(self, rid: int) -> Observation:
+        record = self._records[rid]
+        return Observation(rid, self._arch(record.code), record.score, record.kind)
+
+
+def _copy_state(value: Any) -> Any:
+    """A copy of a (nested) state dict whose tensors are cloned: several times faster than ``copy.deepcopy``,
+    which matters for callers that checkpoint after every result (the NNI tuner)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _copy_state(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_state(item) for item in value)
+    return copy.copy(value)
+
+
+def _as_score(score: Any) -> float | None:
+    if score is None:
+        return None
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise ValueError(f"score must be a number or None, got {score!r}") from None
+    return value if math.isfinite(value) else None

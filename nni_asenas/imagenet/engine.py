@@ -1,0 +1,248 @@
+"""Training machinery shared by ImageNet programs: processes and devices (DDP), the learning-rate schedule, the
+weight EMA, the optimiser, one training epoch and evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nni_asenas.errors import UsageError
+
+__all__ = [
+    "ModelEma", "ProcessEnv", "TrainLoop", "all_sum", "amp_dtype", "autocast", "broadcast", "build_optimizer",
+    "evaluate", "lr_at", "on_main", "setup_processes", "share_buffers", "synchronize", "to_device", "train_one_epoch",
+]
+
+logger = logging.getLogger("nni_asenas.imagenet")
+
+
+def lr_at(step: int, *, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float = 0.0) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up to ``base_lr``, then cosine to ``min_lr``."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class ProcessEnv:
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_processes(device: str) -> ProcessEnv:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
+                         "use --device cpu or run on a GPU machine")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise UsageError(f"LOCAL_RANK {local_rank} needs a GPU but only {torch.cuda.device_count()} are visible")
+        torch.cuda.set_device(local_rank)
+        target = torch.device("cuda", local_rank)
+    else:
+        target = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        if use_cuda:
+            dist.init_process_group("nccl", device_id=target)
+        else:
+            dist.init_process_group("gloo")
+    return ProcessEnv(rank, world, local_rank, local_world, target)
+
+
+def amp_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    if choice == "off" or (choice == "auto" and device.type != "cuda"):
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if choice == "bf16" else torch.float16
+
+
+def broadcast(value: Any, env: ProcessEnv) -> Any:
+    if env.world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def on_main(function: Any, env: ProcessEnv) -> Any:
+    """Run ``function()`` on rank 0 only (files there need not be visible on other machines) and share its result,
+    or its :class:`UsageError`, with every rank."""
+    outcome: tuple[Any, str | None] = (None, None)
+    if env.main:
+        try:
+            outcome = (function(), None)
+        except UsageError as exc:
+            outcome = (None, str(exc))
+    value, error = broadcast(outcome, env)
+    if error is not None:
+        raise UsageError(error)
+    return value
+
+
+def share_buffers(module: nn.Module, env: ProcessEnv) -> None:
+    """Give every rank rank 0's BatchNorm statistics, so that all evaluate the model that rank 0 saves."""
+    if env.world > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def all_sum(values: list[float], env: ProcessEnv) -> list[float]:
+    if env.world == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=env.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+class ModelEma:
+    """Exponential moving average of a model's weights and buffers; decay warms up as (1 + t) / (10 + t)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        self.module.requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        averaged, current = [], []
+        for ema_value, value in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if ema_value.is_floating_point():
+                averaged.append(ema_value)
+                current.append(value.detach())
+            else:
+                ema_value.copy_(value)
+        torch._foreach_lerp_(averaged, current, 1.0 - decay)
+
+
+def build_optimizer(model: nn.Module, args: argparse.Namespace, lr: float) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if args.opt == "rmsprop":  # TensorFlow's epsilon 1e-3 inside the square root ~ 0.0316 outside (torchvision)
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=0.0316, momentum=args.momentum)
+    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum, nesterov=True)
+
+
+@dataclass
+class TrainLoop:
+    model: nn.Module  # what the optimiser steps: DDP-wrapped and/or compiled
+    raw: nn.Module  # the plain MobileNetLike whose state is saved
+    ema: ModelEma | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    amp: torch.dtype | None
+    memory_format: torch.memory_format
+    env: ProcessEnv
+    total_steps: int
+    warmup_steps: int
+    base_lr: float
+    min_lr: float
+    step: int = 0
+
+
+def to_device(images: torch.Tensor, targets: torch.Tensor, loop: TrainLoop) -> tuple[torch.Tensor, torch.Tensor]:
+    images = images.to(loop.env.device, non_blocking=True, memory_format=loop.memory_format)
+    return images, targets.to(loop.env.device, non_blocking=True)
+
+
+def autocast(loop: TrainLoop) -> contextlib.AbstractContextManager:
+    if loop.amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(loop.env.device.type, dtype=loop.amp)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int) -> dict[str, float]:
+    loop.model.train()
+    env = loop.env
+    loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
+    seen = 0
+    window_images, window_start = 0, time.perf_counter()
+    epoch_start = window_start
+    lr = loop.base_lr
+    for index, (images, targets) in enumerate(loader):
+        lr = lr_at(loop.step, total_steps=loop.total_steps, warmup_steps=loop.warmup_steps, base_lr=loop.base_lr,
+                   min_lr=loop.min_lr)
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr
+        images, targets = to_device(images, targets, loop)
+        with autocast(loop):
+            loss = loop.criterion(loop.model(images), targets)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        loop.step += 1
+        if loop.ema is not None:
+            loop.ema.update(loop.raw, loop.step)
+        loss_sum += loss.detach().double() * images.shape[0]
+        seen += images.shape[0]
+        window_images += images.shape[0]
+        if (index + 1) % log_interval == 0:
+            synchronize(env.device)
+            running_loss = loss_sum.item() / seen
+            if not math.isfinite(running_loss):
+                raise RuntimeError(f"training diverged: loss is {running_loss} in epoch {epoch + 1}, step {index + 1}")
+            elapsed = time.perf_counter() - window_start
+            if env.main:
+                logger.info("epoch %d step %d/%d loss %.4f lr %.5f %.0f images/s", epoch + 1, index + 1, len(loader),
+                            running_loss, lr, window_images * env.world / max(elapsed, 1e-9))
+            window_images, window_start = 0, time.perf_counter()
+    synchronize(env.device)
+    seconds = time.perf_counter() - epoch_start
+    total_loss, total_seen = all_sum([loss_sum.item(), float(seen)], env)
+    if not math.isfinite(total_loss):
+        raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
+    return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "epoch_seconds": seconds,
+            "train_images_per_s": total_seen / max(seconds, 1e-9)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, loop: TrainLoop) -> dict[str, float]:
+    """Top-1/top-5 (percent) and loss over the whole evaluation set (every image once, shards summed)."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=loop.env.device)  # loss, top-1, top-5, images
+    for images, targets in loader:
+        images, targets = to_device(images, targets, loop)
+        with autocast(loop):
+            logits = model(images)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, dim=1).indices.eq(targets[:, None])
+        sums += torch.stack([nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
+                             hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
+                             torch.tensor(float(targets.shape[0]), dtype=torch.float64, device=sums.device)])
+    loss, top1, top5, count = all_sum(sums.tolist(), loop.env)
+    count = max(count, 1.0)
+    return {"val_loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count}

@@ -1,0 +1,411 @@
+"""Train and evaluate one architecture of the MobileNet-like space on ImageNet-style ``ImageFolder`` data.
+
+Runs as a plain NNI trial (the architecture comes from ``nni.get_next_parameter()``), stand-alone with
+``--arch FILE.json``, and under ``torchrun --nproc_per_node=N`` (DDP: NCCL on GPUs, gloo on CPUs)::
+
+    python -m nni_asenas.trials.imagenet --data /data/imagenet --arch arch.json --output runs/a1
+    torchrun --nproc_per_node=8 -m nni_asenas.trials.imagenet --data /data/imagenet --arch arch.json --output runs/a1
+
+Data layout: ``ROOT/train/<class>/*.jpeg`` and ``ROOT/val/<class>/*.jpeg``. Search mode is the same program with a
+short schedule on a subset: ``--epochs 5 --train-subset 0.2 --holdout 10000`` (``--holdout`` evaluates on images
+held out of ROOT/train, so that the search never looks at ROOT/val; ``--val-subset`` shrinks whichever set is
+evaluated). Only rank 0 logs, writes files and reports to NNI: top-1 (percent) after every epoch
+(``report_intermediate_result``) and ``{"default": top1, "top1", "top5", "madds", "params", ...}`` at the end, for
+the best epoch. The output directory gets ``args.yaml``, ``summary.csv``, ``log.txt``, ``last.pth``, ``best.pth``
+and ``results.json``; ``--resume`` continues from ``last.pth`` with identical state. Checkpoints are read and written
+by rank 0 alone, so training on several machines needs no shared file system (each needs the dataset).
+
+Randomness: the model starts from ``--seed``; each epoch reseeds from (seed, epoch, rank); data augmentation of
+an image is seeded by (seed, epoch, image index), so it does not depend on the number of data-loader workers and a
+resumed run sees exactly the images and crops of an uninterrupted one. ``--data-seed`` picks subsets and the
+hold-out split, and is the same for every candidate of a search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, cast
+
+import nni
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nni_asenas.errors import UsageError
+from nni_asenas.imagenet import space as mobilenet
+from nni_asenas.imagenet.checkpoints import read_summary, resume_path, save_atomic, write_summary
+from nni_asenas.imagenet.data import (
+    TrainSampler,
+    build_datasets,
+    build_loaders,
+    check_dataset,
+    epoch_seed,
+    parse_randaugment,
+)
+from nni_asenas.imagenet.engine import (
+    ModelEma,
+    ProcessEnv,
+    TrainLoop,
+    amp_dtype,
+    broadcast,
+    build_optimizer,
+    evaluate,
+    lr_at,
+    on_main,
+    setup_processes,
+    share_buffers,
+    train_one_epoch,
+)
+
+__all__ = ["build_parser", "lr_at", "main", "run"]
+
+logger = logging.getLogger("nni_asenas.imagenet")
+
+PROGRAM = "nni_asenas.trials.imagenet"
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nni_asenas.trials.imagenet",
+                                description="Train one MobileNet-like architecture on ImageFolder data.")
+    p.add_argument("--data", required=True, help="dataset root with train/<class>/ and val/<class>/ folders")
+    p.add_argument("--arch", help="architecture JSON {label: option} (default: the NNI trial parameters)")
+    p.add_argument("--output", help="output directory (default: $NNI_OUTPUT_DIR, else ./output/imagenet)")
+    p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT, or with no value from OUTPUT/last.pth when it exists")
+    g = p.add_argument_group("schedule and optimiser")
+    g.add_argument("--epochs", type=int, default=300)
+    g.add_argument("--batch-size", type=int, default=256, help="images per process and step")
+    g.add_argument("--opt", choices=("sgd", "rmsprop"), default="sgd", help="SGD with Nesterov momentum, or RMSProp")
+    g.add_argument("--lr", type=float, help="peak learning rate (default: --lr-base scaled by global batch / 256)")
+    g.add_argument("--lr-base", type=float, help="peak learning rate per 256 images (default: 0.1 sgd, 0.016 rmsprop)")
+    g.add_argument("--min-lr", type=float, default=0.0, help="learning rate at the end of the cosine")
+    g.add_argument("--warmup-epochs", type=float, default=5.0, help="linear warm-up length (may be fractional)")
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=4e-5, help="on conv/linear weights (not on BN or biases)")
+    g.add_argument("--label-smoothing", type=float, default=0.1)
+    g.add_argument("--ema-decay", type=float, default=0.9998, help="weight EMA decay per step; 0 disables the EMA")
+    g.add_argument("--dropout", type=float, default=0.2)
+    g = p.add_argument_group("data")
+    g.add_argument("--img-size", type=int, default=224, help="training and evaluation crop")
+    g.add_argument("--crop-pct", type=float, default=0.875, help="evaluation: resize to img-size / crop-pct, crop")
+    g.add_argument("--interpolation", choices=("bilinear", "bicubic"), default="bilinear")
+    g.add_argument("--randaugment", metavar="N,M", help="RandAugment with N ops of magnitude M, e.g. 2,9 (off)")
+    g.add_argument("--train-subset", type=float, default=1.0, metavar="FRACTION",
+                   help="train on this class-balanced fraction of the training images")
+    g.add_argument("--val-subset", type=float, default=1.0, metavar="FRACTION_OR_COUNT",
+                   help="evaluate on a class-balanced subset: a fraction (<= 1) or a number of images")
+    g.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION_OR_COUNT",
+                   help="evaluate on images held out of ROOT/train instead of ROOT/val (search mode)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of subsets and the hold-out split")
+    g.add_argument("--workers", type=int, help="data-loader processes per GPU (default: CPUs / local processes)")
+    g.add_argument("--prefetch-factor", type=int, default=4)
+    g = p.add_argument_group("model and hardware")
+    g.add_argument("--width-mult", type=float, default=mobilenet.WIDTH_MULT)
+    g.add_argument("--max-madds", type=float, default=mobilenet.MAX_MADDS,
+                   help="refuse architectures above this many MAdds at --madds-resolution (0: no limit)")
+    g.add_argument("--madds-resolution", type=int, default=mobilenet.RESOLUTION)
+    g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    g.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
+                   help="autocast precision (auto: bf16 on GPUs that have it, else fp16; off on CPU)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CUDA)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across processes")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--log-interval", type=int, default=50, help="steps between progress lines")
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--img-size": args.img_size,
+                "--log-interval": args.log_interval, "--prefetch-factor": args.prefetch_factor}
+    for flag, value in positive.items():
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if not 0 < args.train_subset <= 1:
+        raise UsageError(f"--train-subset is a fraction in (0, 1], got {args.train_subset:g}")
+    if not 0 <= args.ema_decay < 1:
+        raise UsageError(f"--ema-decay must be in [0, 1), got {args.ema_decay:g}")
+    if not 0 <= args.label_smoothing < 1:
+        raise UsageError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing:g}")
+    if not 0 < args.crop_pct <= 1:
+        raise UsageError(f"--crop-pct must be in (0, 1], got {args.crop_pct:g}")
+    if args.warmup_epochs < 0 or args.min_lr < 0 or args.max_madds < 0:
+        raise UsageError("--warmup-epochs, --min-lr and --max-madds must not be negative")
+    if args.randaugment is not None:
+        parse_randaugment(args.randaugment)
+
+
+def _load_arch(args: argparse.Namespace, env: ProcessEnv) -> dict[str, int]:
+    params = None
+    if os.environ.get("NNI_PLATFORM") and env.main:
+        params = nni.get_next_parameter()
+    params = broadcast(params, env)
+    if args.arch:
+        try:
+            with open(args.arch, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except OSError as exc:
+            raise UsageError(f"--arch {args.arch}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--arch {args.arch}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if isinstance(loaded, dict):
+            loaded = loaded.get("arch", loaded.get("parameters", loaded))
+        try:
+            return mobilenet.validate_arch(loaded)
+        except UsageError as exc:
+            raise UsageError(f"--arch {args.arch}: {exc}") from None
+    if not params:
+        raise UsageError("no architecture: pass --arch FILE.json, or run this module as an NNI trial")
+    try:
+        return mobilenet.validate_arch(params)
+    except UsageError as exc:
+        raise UsageError(f"NNI trial parameters: {exc}") from None
+
+
+def _logging_handlers(output: Path, env: ProcessEnv) -> list[logging.Handler]:
+    formatter = logging.Formatter("%(asctime)s %(levelname)s " + (f"[rank {env.rank}] " if env.world > 1 else "")
+                                  + "%(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout if env.main else sys.stderr)]
+    if env.main:
+        handlers.append(logging.FileHandler(output / "log.txt", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if env.main else logging.WARNING)
+    logger.propagate = False
+    return handlers
+
+
+# ------------------------------------------------------------------------------------------------------- main
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and evaluate; return (on every rank) the final result reported to NNI."""
+    _check_args(args)
+    env = setup_processes(args.device)
+    output = Path(args.output or os.environ.get("NNI_OUTPUT_DIR") or "output/imagenet")
+    handlers: list[logging.Handler] = []
+    try:
+        arch = _load_arch(args, env)
+        classes = check_dataset(args.data, need_val=not args.holdout)
+        num_classes = len(classes)
+        madds = mobilenet.count_madds(arch, width_mult=args.width_mult, num_classes=num_classes,
+                                      resolution=args.madds_resolution)
+        if args.max_madds and madds > args.max_madds:
+            raise UsageError(f"architecture needs {madds / 1e6:.1f} M MAdds at {args.madds_resolution} px, over "
+                             f"--max-madds {args.max_madds / 1e6:.1f} M (--max-madds 0 lifts the limit)")
+        params = mobilenet.count_params(arch, width_mult=args.width_mult, num_classes=num_classes)
+        resume_from = on_main(lambda: resume_path(args, output), env)
+        if env.main:
+            output.mkdir(parents=True, exist_ok=True)
+        if env.world > 1:
+            dist.barrier()
+        handlers = _logging_handlers(output, env)
+        return _train(args, env, output, arch, classes, madds, params, resume_from)
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        if env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@dataclass
+class _Run:
+    """What one training run works on, built once by :func:`_prepare`."""
+
+    loop: TrainLoop
+    eval_model: nn.Module
+    sampler: TrainSampler
+    train_loader: DataLoader
+    eval_loader: DataLoader
+    eval_name: str
+    info: dict[str, Any]  # the resolved settings written to args.yaml
+
+
+def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, arch: dict[str, int], classes: list[str], madds: int,
+           params: int, resume_from: Path | None) -> dict[str, Any]:
+    run_ = _prepare(args, env, arch, classes, madds, params)
+    start_epoch, best = 0, None
+    if resume_from is not None:
+        start_epoch, best = _restore(run_.loop, resume_from, args, arch, classes)
+    if env.main:
+        _write_run_info(args, output, run_, resume_from, start_epoch)
+    best, last = _run_epochs(args, env, output, run_, arch, classes, start_epoch, best)
+    return _finish(env, output, best, last, madds, params)
+
+
+def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], classes: list[str], madds: int,
+             params: int) -> _Run:
+    """Data, model (DDP / compiled), optimiser, schedule and loaders of a run."""
+    train_set, eval_set, eval_name = build_datasets(args, classes)
+    global_batch = args.batch_size * env.world
+    steps_per_epoch = len(train_set) // global_batch
+    if steps_per_epoch == 0:
+        raise UsageError(f"{len(train_set)} training images are fewer than one global batch of {global_batch} "
+                         "(--batch-size x processes): lower --batch-size or raise --train-subset")
+    base_lr = args.lr if args.lr is not None else (
+        (args.lr_base if args.lr_base is not None else (0.016 if args.opt == "rmsprop" else 0.1)) * global_batch / 256)
+    amp = amp_dtype(args.amp, env.device)
+    channels_last = args.channels_last if args.channels_last is not None else env.device.type == "cuda"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if env.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    torch.manual_seed(args.seed)
+    raw: nn.Module = mobilenet.MobileNetLike(arch, width_mult=args.width_mult, num_classes=len(classes),
+                                             dropout=args.dropout)
+    if args.sync_bn and env.world > 1:
+        raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+    raw = raw.to(env.device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs lack this overload
+    model: nn.Module = raw
+    if env.world > 1:
+        model = nn.parallel.DistributedDataParallel(raw, device_ids=[env.device.index] if env.device.type == "cuda"
+                                                    else None)
+    eval_model = raw
+    if args.compile:
+        model, eval_model = cast(nn.Module, torch.compile(model)), cast(nn.Module, torch.compile(raw))
+    loop = TrainLoop(model=model, raw=raw, ema=ModelEma(raw, args.ema_decay) if args.ema_decay else None,
+                     optimizer=build_optimizer(raw, args, base_lr),
+                     scaler=torch.amp.GradScaler(env.device.type, enabled=amp == torch.float16),
+                     criterion=nn.CrossEntropyLoss(label_smoothing=args.label_smoothing), amp=amp,
+                     memory_format=memory_format, env=env, total_steps=args.epochs * steps_per_epoch,
+                     warmup_steps=round(args.warmup_epochs * steps_per_epoch), base_lr=base_lr, min_lr=args.min_lr)
+
+    workers = args.workers if args.workers is not None else min(16, (os.cpu_count() or 1) // max(1, env.local_world))
+    sampler, train_loader, eval_loader = build_loaders(
+        train_set, eval_set, batch_size=args.batch_size, world=env.world, rank=env.rank, seed=args.seed,
+        workers=workers, prefetch_factor=args.prefetch_factor, pin_memory=env.device.type == "cuda")
+    info = {"arch": arch, "madds": madds, "params": params, "num_classes": len(classes), "world_size": env.world,
+            "global_batch": global_batch, "lr": base_lr, "device": str(env.device),
+            "amp": str(amp).replace("torch.", "") if amp else "off", "channels_last": channels_last,
+            "torch": str(torch.__version__), "train_images": len(train_set), "eval_images": len(eval_set),
+            "eval_set": eval_name, "workers": workers}
+    return _Run(loop, eval_model, sampler, train_loader, eval_loader, eval_name, info)
+
+
+def _restore(loop: TrainLoop, resume_from: Path, args: argparse.Namespace, arch: dict[str, int],
+             classes: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """Load ``resume_from`` (read by rank 0, broadcast) into the loop; the epoch it ended and the best so far."""
+    state = on_main(lambda: torch.load(resume_from, map_location="cpu", weights_only=True), loop.env)
+    if state["arch"] != mobilenet.canonical_arch(arch) or state["classes"] != classes \
+            or state["width_mult"] != args.width_mult:
+        raise UsageError(f"--resume {resume_from}: the checkpoint is of another architecture, width or class list")
+    loop.raw.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    if state["scaler"] and loop.scaler.is_enabled():  # a float16 run's loss scale; empty when it was off
+        loop.scaler.load_state_dict(state["scaler"])
+    if loop.ema is not None:
+        if state["ema"] is None:
+            raise UsageError(f"--resume {resume_from}: the checkpoint has no EMA weights (run with --ema-decay 0)")
+        loop.ema.module.load_state_dict(state["ema"])
+    loop.step = state["step"]
+    return state["epoch"], state["best"]
+
+
+def _write_run_info(args: argparse.Namespace, output: Path, run_: _Run, resume_from: Path | None,
+                    start_epoch: int) -> None:
+    """``args.yaml`` (the arguments and what they resolved to) and the opening log lines; rank 0 only."""
+    import yaml
+
+    info = run_.info
+    with open(output / "args.yaml", "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"args": vars(args), "resolved": info}, handle, sort_keys=False)
+    logger.info("architecture %s", json.dumps(info["arch"]))
+    logger.info("%.1f M MAdds at %d px, %.2f M parameters, %d classes; %d training images, evaluation on %s",
+                info["madds"] / 1e6, args.madds_resolution, info["params"] / 1e6, info["num_classes"],
+                info["train_images"], run_.eval_name)
+    logger.info("%d process(es) on %s, global batch %d, lr %.4g, amp %s, channels_last %s, compile %s, workers %d",
+                info["world_size"], run_.loop.env.device.type, info["global_batch"], info["lr"], info["amp"],
+                info["channels_last"], args.compile, info["workers"])
+    if resume_from is not None:
+        logger.info("resumed from %s after epoch %d", resume_from, start_epoch)
+
+
+def _run_epochs(args: argparse.Namespace, env: ProcessEnv, output: Path, run_: _Run, arch: dict[str, int],
+                classes: list[str], start_epoch: int,
+                best: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Train and evaluate epoch by epoch, writing summary.csv, last.pth and best.pth (rank 0) after each."""
+    loop = run_.loop
+    rows = read_summary(output / "summary.csv", start_epoch) if env.main else []
+    last: dict[str, Any] = best or {}
+    for epoch in range(start_epoch, args.epochs):
+        torch.manual_seed(epoch_seed(args.seed, epoch, 1 + env.rank))
+        run_.sampler.set_epoch(epoch)
+        row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, run_.train_loader, epoch, args.log_interval)}
+        share_buffers(loop.raw, env)
+        metrics = evaluate(run_.eval_model, run_.eval_loader, loop)
+        row.update(metrics)
+        if loop.ema is not None:
+            share_buffers(loop.ema.module, env)
+            ema_metrics = evaluate(loop.ema.module, run_.eval_loader, loop)
+            row.update(ema_top1=ema_metrics["top1"], ema_top5=ema_metrics["top5"])
+            metrics = ema_metrics  # the EMA weights are the model that is kept and reported
+        last = {"top1": metrics["top1"], "top5": metrics["top5"], "epoch": epoch + 1}
+        improved = best is None or last["top1"] > best["top1"]
+        if improved:
+            best = dict(last)
+        if env.main:
+            rows.append(row)
+            write_summary(output / "summary.csv", rows)
+            state = {"epoch": epoch + 1, "step": loop.step, "model": loop.raw.state_dict(),
+                     "ema": loop.ema.module.state_dict() if loop.ema is not None else None,
+                     "optimizer": loop.optimizer.state_dict(), "scaler": loop.scaler.state_dict(), "best": best,
+                     "arch": mobilenet.canonical_arch(arch), "classes": classes, "width_mult": args.width_mult}
+            save_atomic(state, output / "last.pth")
+            if improved:
+                save_atomic(state, output / "best.pth")
+            logger.info("epoch %d/%d train loss %.4f, %s top-1 %.2f top-5 %.2f%s, %.0f s, %.0f images/s", epoch + 1,
+                        args.epochs, row["train_loss"], run_.eval_name, row["top1"], row["top5"],
+                        f" (EMA top-1 {row['ema_top1']:.2f} top-5 {row['ema_top5']:.2f})" if loop.ema else "",
+                        row["epoch_seconds"], row["train_images_per_s"])
+            nni.report_intermediate_result(last["top1"])
+        if env.world > 1:
+            dist.barrier()
+    return best, last
+
+
+def _finish(env: ProcessEnv, output: Path, best: dict[str, Any] | None, last: dict[str, Any], madds: int,
+            params: int) -> dict[str, Any]:
+    """The final result (best epoch): results.json and NNI's final metric on rank 0, returned on every rank."""
+    if best is None:
+        raise UsageError("no epoch to run: --epochs is not above the resumed checkpoint's epoch")
+    result = {"default": best["top1"], "top1": best["top1"], "top5": best["top5"], "madds": madds,
+              "params": params, "epoch": best["epoch"], "last_top1": last.get("top1", best["top1"])}
+    if env.main:
+        with open(output / "results.json", "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+        logger.info("best top-1 %.2f top-5 %.2f (epoch %d); results in %s", best["top1"], best["top5"],
+                    best["epoch"], output)
+        nni.report_final_result(result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except UsageError as exc:
+        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Search spaces shipped with nni-asenas. Each lives in its own module; nothing heavy is imported here."""

@@ -1,0 +1,55 @@
+"""``nni-asenas db build``: what it writes, what it says, and its one-line errors."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nni_asenas.cli import app as cli
+from nni_asenas.nasbench import databases
+
+
+@pytest.fixture
+def main(monkeypatch):
+    """``cli.main`` with only this subcommand registered, so the test does not depend on the others."""
+    assert "db" in cli.COMMANDS
+    monkeypatch.setattr(cli, "COMMANDS", ("db",))
+    return cli.main
+
+
+def test_build_nasbench101_says_it_is_a_subset(main, tmp_path, capsys):
+    assert main(["db", "build", "--out", str(tmp_path / "dbs"), "--only", "nasbench101"]) == 0
+    out = capsys.readouterr().out
+    path = tmp_path / "dbs" / "nasbench101-subset20k.db"
+    assert f"nasbench101: wrote {path}" in out
+    assert "SUBSET: 20,001 of 423,624 cells, validation accuracy only" in out
+    assert f"export {databases.ENV_DB_DIR}={(tmp_path / 'dbs').resolve()}" in out
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM nb101trialconfig").fetchone() == (20001 * 4,)
+    assert not (tmp_path / "dbs" / "nasbench201.db").exists()
+
+
+def test_default_directory_comes_from_the_environment(main, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(databases.ENV_DB_DIR, str(tmp_path / "configured"))
+    assert main(["db", "build", "--only", "nasbench101"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "configured" / "nasbench101-subset20k.db").is_file()
+    assert "export" not in out  # already where the queries look
+
+
+def test_missing_action(main, capsys):
+    assert main(["db"]) == 2
+    assert "nni-asenas: error: missing ACTION: use `nni-asenas db build`" in capsys.readouterr().err
+
+
+def test_unknown_benchmark(main, capsys):
+    assert main(["db", "build", "--only", "nds"]) == 2
+    assert "argument --only: invalid choice: 'nds'" in capsys.readouterr().err
+
+
+def test_out_must_be_a_directory(main, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["db", "build", "--out", str(blocker)]) == 2
+    assert f"nni-asenas: error: --out {blocker} is not a directory" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""AseNasConfig: one definition of the method's settings, validated once, with presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nni_asenas.config import MAX_SEED, PRESETS, AseNasConfig, check_seed, resolve_config
+from nni_asenas.errors import UsageError
+
+
+def test_defaults_presets_and_overrides() -> None:
+    assert resolve_config() == AseNasConfig() == PRESETS["default"]
+    assert resolve_config("paper").learning_rate == pytest.approx(9.45e-3)
+    assert resolve_config("paper", k=5) == AseNasConfig(k=5, learning_rate=9.45e-3)
+    config = AseNasConfig(k=4)
+    assert resolve_config(config, n_steps=2) == AseNasConfig(k=4, n_steps=2)
+    assert AseNasConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"k": 0}, "k must be an integer in 1..1000, got 0"),
+        ({"k": True}, "k must be an integer"),
+        ({"n_steps": 10**6}, "n_steps must be an integer in 1..1000"),
+        ({"hidden_size": 2.0}, "hidden_size must be an integer"),
+        ({"learning_rate": 0}, "learning_rate must be > 0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"weight_decay": -1e-3}, "weight_decay must be >= 0"),
+        ({"baseline_decay": 1.0}, "baseline_decay must be in [0, 1)"),
+        ({"temperature": "5"}, "temperature must be a finite number"),
+        ({"hidden_sise": 8}, "unknown ASE-NAS setting 'hidden_sise'"),
+    ],
+)
+def test_bad_settings_name_the_setting(settings: dict, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_config(**settings)
+    assert message in str(info.value)
+
+
+def test_unknown_preset_and_config_type() -> None:
+    with pytest.raises(UsageError, match="unknown preset 'papr'"):
+        resolve_config("papr")
+    with pytest.raises(UsageError, match="config must be an AseNasConfig"):
+        resolve_config(3)  # type: ignore[arg-type]
+
+
+def test_floats_are_normalised() -> None:
+    assert isinstance(AseNasConfig(learning_rate=1).learning_rate, float)
+
+
+@pytest.mark.parametrize("seed", [0, 1, MAX_SEED, np.int64(5)])
+def test_seed_range(seed: int) -> None:
+    assert check_seed(seed) == int(seed)
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 2**64, 1.5, "3", None, True])
+def test_bad_seeds_name_the_seed(seed: object) -> None:
+    with pytest.raises(UsageError, match=r"tuner seed must be an integer in 0\.\.4294967295"):
+        check_seed(seed, "tuner seed")
