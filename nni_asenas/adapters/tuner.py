@@ -38,6 +38,7 @@ from nni_asenas.adapters.metrics import finite_number, metric_score
 from nni_asenas.config import check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.errors import UsageError
+from nni_asenas.results import read_candidates
 
 __all__ = ["AseNasTuner", "parse_search_space", "read_metric"]
 
@@ -465,16 +466,11 @@ def _read_initial_architectures(value: str | Sequence[Any] | None) -> list[Mappi
     if value is None:
         return []
     if isinstance(value, (str, Path)):
-        path = Path(value).expanduser()
         try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            return read_candidates(value)
+        except UsageError as exc:
             raise UsageError(f"AseNasTuner: cannot read initial_architectures file {str(value)!r} (relative paths "
                              f"start at {Path.cwd()}, so give an absolute one): {exc}") from None
-        candidates = result.get("candidates") if isinstance(result, Mapping) else None
-        if not isinstance(candidates, list) or not candidates:
-            raise UsageError(f"AseNasTuner: initial_architectures file {str(value)!r} has no 'candidates' list")
-        return list(candidates)
     if not isinstance(value, Sequence):
         raise UsageError(f"AseNasTuner: classArg 'initial_architectures' must be a list or a result.json path, got {value!r}")
     for i, arch in enumerate(value):

@@ -16,7 +16,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from nni_asenas.config import AseNasConfig, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher
+from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, NasBench201Table, load_table, normalize_dataset
+from nni_asenas.results import read_candidates
 
 __all__ = ["SIGNALS", "SimulatedBenchmark", "read_initial_architectures", "run_asenas"]
 
@@ -122,21 +124,15 @@ class SimulatedBenchmark:
 def read_initial_architectures(items: Iterable[str], table: NasBench201Table | None = None) -> list[str]:
     """ASE-NAS+ starting points: each item is an architecture (any form the table accepts) or the path of an
     earlier ``result.json``, whose final candidates are used. Returns canonical arch strings, duplicates dropped."""
-    import json
-
     table = table if table is not None else load_table()
     archs: list[str] = []
     for item in items:
         looks_like_file = item.endswith(".json") or Path(item).exists() or "/" in item and "|" not in item
         if looks_like_file:
             try:
-                document = json.loads(Path(item).read_text())
-                found = document["candidates"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                reason = "no 'candidates' list" if isinstance(exc, (KeyError, TypeError)) else exc.__class__.__name__
-                raise ValueError(f"cannot read initial architectures from {item}: {reason}") from None
-            if not isinstance(found, list):
-                raise ValueError(f"cannot read initial architectures from {item}: 'candidates' is not a list")
+                found = read_candidates(item)
+            except UsageError as exc:
+                raise UsageError(f"cannot read initial architectures from {item}: {exc}") from None
         else:
             found = [item]
         for arch in found:
