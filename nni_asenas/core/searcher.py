@@ -242,15 +242,20 @@ class AseNasSearcher:
 
     @_one_thread
     def tell(self, proposal_id: int, score: float | None) -> None:
-        """Report the score of a proposal (None, NaN or inf: the trial failed)."""
+        """Report the score of a proposal (None, NaN or inf: the trial failed).
+
+        Everything is checked before anything changes: an unknown or already told id, or a score that is not a
+        number (``"abc"``, a list, an int too large for a float such as ``10**400``) raises :class:`ValueError`
+        and leaves the searcher as it was, so the call can be retried with a good score.
+        """
         record = self._records.get(proposal_id)
         if record is None:
             raise ValueError(f"unknown proposal id {proposal_id}")
         if record.status != "pending":
             raise ValueError(f"proposal {proposal_id} was already told ({record.status})")
+        score = _as_score(score)
         step = self._steps.pop(proposal_id, None)
         self._history.append(proposal_id)
-        score = _as_score(score)
         if score is None:
             record.status = "failed"
             _logger.info("proposal %d failed; it gets no reward and is never proposed again", proposal_id)
@@ -269,15 +274,16 @@ class AseNasSearcher:
         """Record an architecture evaluated elsewhere (imported data, a resumed experiment).
 
         It is never proposed again; a valid success may enter the candidate set (if there is room or it beats the
-        worst candidate). An architecture that is already known keeps its first result.
+        worst candidate). An architecture that is already known keeps its first result. The architecture and the
+        score are checked (as in :meth:`tell`) before anything changes.
         """
         code = self._code(arch, "observed architecture")
+        score = _as_score(score)
         rid = self._by_code.get(code)
         if rid is not None:
             return self._observation(rid)
         rid = self._new_record(code, OBSERVED)
         self._history.append(rid)
-        score = _as_score(score)
         if score is None:
             self._records[rid].status = "failed"
         else:
@@ -309,33 +315,66 @@ class AseNasSearcher:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the search saved by :meth:`state_dict`. A state of another space or shape, or with a missing or
+        damaged entry, raises :class:`ValueError` naming it and leaves this searcher untouched."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"a saved search state is a dict, got {type(state).__name__}")
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported searcher state version {state.get('version')!r}")
-        saved = {label: list(values) for label, values in state["decisions"].items()}
-        if saved != self.decisions:
-            raise ValueError("the saved search state belongs to a different search space")
-        saved_config = dict(state["config"])
-        if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
-            self._config.k, self._config.n_steps, self._config.hidden_size,
-        ):
-            raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
-        saved_seed = saved_config.pop("seed", None)  # states of version 1 kept the seed inside the config
-        self._config = AseNasConfig.from_dict(saved_config)
-        self._seed = int(state.get("seed", saved_seed if saved_seed is not None else self._seed))
-        self._policy.load_state_dict(state["policy"])
-        self._optimizer.load_state_dict(_copy_state(state["optimizer"]))
-        self._rng.bit_generator.state = copy.deepcopy(state["rng"])
-        self._records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
-        self._by_code = {r.code: rid for rid, r in self._records.items()}
-        self._rejected = {tuple(code) for code in state["rejected"]}
-        self._slots = list(state["slots"])
-        self._steps = {int(rid): _Step(**copy.deepcopy(step)) for rid, step in state["steps"].items()}
-        self._history = list(state["history"])
-        self._best = state["best"]
-        self._baseline = float(state["baseline"])
-        self._stats = _ScoreStats(**state["stats"])
-        self._next_id = int(state["next_id"])
-        self._initial_queue = [tuple(code) for code in state["initial_queue"]]
+        try:
+            saved = {label: list(values) for label, values in state["decisions"].items()}
+            if saved != self.decisions:
+                raise ValueError("the saved search state belongs to a different search space")
+            saved_config = dict(state["config"])
+            if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
+                self._config.k, self._config.n_steps, self._config.hidden_size,
+            ):
+                raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
+            saved_seed = saved_config.pop("seed", None)  # states of version 1 kept the seed inside the config
+            config = AseNasConfig.from_dict(saved_config)
+            seed = check_seed(state.get("seed", saved_seed if saved_seed is not None else self._seed))
+            records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
+            rejected = {tuple(code) for code in state["rejected"]}
+            slots = [int(rid) for rid in state["slots"]]
+            steps = {int(rid): _Step(**copy.deepcopy(step)) for rid, step in state["steps"].items()}
+            history = [int(rid) for rid in state["history"]]
+            best = state["best"]
+            baseline = float(state["baseline"])
+            stats = _ScoreStats(**state["stats"])
+            next_id = int(state["next_id"])
+            initial_queue = [tuple(code) for code in state["initial_queue"]]
+            policy_state, optimizer_state, rng_state = state["policy"], state["optimizer"], state["rng"]
+        except KeyError as exc:
+            raise ValueError(f"the saved search state has no {exc.args[0]!r} entry") from None
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"the saved search state is damaged ({exc})") from None
+        if not set(slots) | set(history) | ({best} if best is not None else set()) <= set(records):
+            raise ValueError("the saved search state is damaged (a candidate or result without its record)")
+        # The policy, optimiser and random generator are loaded in place: on failure, put back what they held.
+        kept = (_copy_state(self._policy.state_dict()), _copy_state(self._optimizer.state_dict()),
+                copy.deepcopy(self._rng.bit_generator.state))
+        try:
+            self._policy.load_state_dict(policy_state)
+            self._optimizer.load_state_dict(_copy_state(optimizer_state))
+            self._rng.bit_generator.state = copy.deepcopy(rng_state)
+        except Exception as exc:
+            self._policy.load_state_dict(kept[0])
+            self._optimizer.load_state_dict(kept[1])
+            self._rng.bit_generator.state = kept[2]
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"the saved search state's policy does not fit this searcher ({message})") from None
+        self._config, self._seed = config, seed
+        self._records = records
+        self._by_code = {r.code: rid for rid, r in records.items()}
+        self._rejected = rejected
+        self._slots = slots
+        self._steps = steps
+        self._history = history
+        self._best = best
+        self._baseline = baseline
+        self._stats = stats
+        self._next_id = next_id
+        self._initial_queue = initial_queue
 
     def __repr__(self) -> str:
         c = self._config
@@ -509,10 +548,21 @@ def _copy_state(value: Any) -> Any:
 
 
 def _as_score(score: Any) -> float | None:
+    """A reported score as a float, None for a failure (None, NaN, +-inf), or :class:`ValueError` for what is not a
+    score at all: text, containers, and ints too large for a float (``10**400``): a trial can end in NaN or inf,
+    only a caller's bug in such an int, so it is refused rather than counted as a failure."""
     if score is None:
         return None
+    if isinstance(score, (str, bytes)):
+        raise ValueError(f"score must be a number or None, got {score!r}")
     try:
         value = float(score)
+    except OverflowError:
+        if isinstance(score, int):  # str() of a huge int is refused too: name it by its size
+            what = f"(an int of about {int(abs(score).bit_length() * math.log10(2)) + 1} digits)"
+        else:
+            what = type(score).__name__
+        raise ValueError(f"score {what} is too large for a float") from None
     except (TypeError, ValueError):
         raise ValueError(f"score must be a number or None, got {score!r}") from None
     return value if math.isfinite(value) else None
