@@ -12,10 +12,55 @@ import torch
 
 from nni_asenas.errors import UsageError
 
-__all__ = ["SUMMARY_FIELDS", "read_summary", "resume_path", "save_atomic", "write_summary"]
+__all__ = ["CHECKPOINT_KEYS", "SUMMARY_FIELDS", "load_checkpoint", "read_summary", "resume_path", "save_atomic",
+           "write_summary"]
 
 SUMMARY_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "top1", "top5", "ema_top1", "ema_top5", "epoch_seconds",
                   "train_images_per_s")
+
+
+#: What a checkpoint of this trial holds (``last.pth`` and ``best.pth`` alike).
+CHECKPOINT_KEYS = ("epoch", "step", "model", "ema", "optimizer", "scaler", "best", "arch", "classes", "width_mult")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A checkpoint of this trial, or ValueError saying in one line why ``path`` is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (truncated: RuntimeError/EOFError; not a torch file: UnpicklingError)
+        raise ValueError(f"it cannot be read as a checkpoint ({_first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"it holds a {type(state).__name__}, not a checkpoint of this trial")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"it is not a checkpoint of this trial (no {missing[0]!r})")
+    return state
+
+
+def damaged_hint(path: Path) -> str:
+    """Where to resume from instead of a damaged ``path``: its folder's ``best.pth`` when that one is readable."""
+    best = path.with_name("best.pth")
+    if best.resolve() == path.resolve() or not best.is_file():
+        return "; there is no other checkpoint beside it (start again with another --output)"
+    try:
+        state = _read(best)
+    except ValueError:
+        return f"; {best} is damaged too (start again with another --output)"
+    return f"; {best} (epoch {state['epoch']}) is readable: resume from it with --resume {best}"
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by this trial. A truncated or foreign file is a one-line :class:`UsageError` that
+    points to ``best.pth`` when it exists and is readable."""
+    try:
+        return _read(path)
+    except ValueError as exc:
+        raise UsageError(f"--resume {path}: {exc}{damaged_hint(path)}") from None
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:

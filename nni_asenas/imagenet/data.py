@@ -7,6 +7,7 @@ data-loader workers and a resumed run sees exactly the images and crops of an un
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import random
@@ -16,11 +17,12 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nni_asenas.errors import UsageError
+from nni_asenas.errors import DataError, UsageError
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "ImageSubset", "TrainSampler", "build_datasets",
-    "build_loaders", "build_transforms", "check_dataset", "epoch_seed", "parse_randaugment", "stratified_subset",
+    "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "MAX_BAD_IMAGES_FRACTION", "BadImage", "BadImages",
+    "ImageSubset", "TrainSampler", "build_datasets", "build_loaders", "build_transforms", "check_dataset",
+    "collate_readable", "epoch_seed", "parse_randaugment", "stratified_subset",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -99,27 +101,110 @@ def check_dataset(root: str, *, need_val: bool) -> list[str]:
     return classes["train"]
 
 
+#: Default of ``--max-bad-images-fraction``: a pass over a set may meet this share of unreadable images (about 1,300 of
+#: ImageNet's 1.28 M training images) before the run stops with a :class:`DataError`.
+MAX_BAD_IMAGES_FRACTION = 0.001
+#: A training image that cannot be read is replaced by the next readable one of the set; this many unreadable ones
+#: in a row stop the run (the data is broken, not an image here and there). Raised in the main process, which a
+#: worker's exception would reach as a multi-line traceback.
+MAX_BAD_IN_A_ROW = 64
+
+#: An unreadable image met by a data-loader worker: (path, one-line reason).
+BadImage = tuple[str, str]
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class ImageSubset(Dataset):
     """Images ``indices`` of an ImageFolder with a transform; the augmentation of an image is seeded by
-    (seed, epoch, image index) when the sampler yields ``(position, epoch)`` keys."""
+    (seed, epoch, image index) when the sampler yields ``(position, epoch)`` keys.
 
-    def __init__(self, folder: Any, indices: Sequence[int], transform: Any, seed: int) -> None:
+    An item is ``(image, target, bad)``: ``bad`` lists the unreadable images (:data:`BadImage`) met while reading
+    it. An unreadable image is replaced by the next readable one of the set when ``substitute`` (training: batches
+    keep their size, every process of a DDP run steps together) and is ``None`` otherwise (evaluation:
+    :func:`collate_readable` leaves it out, so it counts in no metric).
+    """
+
+    def __init__(self, folder: Any, indices: Sequence[int], transform: Any, seed: int, *,
+                 substitute: bool = False) -> None:
         self.samples = [folder.samples[i] for i in indices]
         self.indices = list(indices)
         self.loader = folder.loader
         self.transform = transform
         self.seed = seed
+        self.substitute = substitute
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor | None, int, list[BadImage]]:
         position, epoch = key if isinstance(key, tuple) else (key, 0)
-        path, target = self.samples[position]
-        image = self.loader(path)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(epoch_seed(self.seed, epoch, self.indices[position]))
-            return self.transform(image), target
+        bad: list[BadImage] = []
+        for _ in range(min(len(self.samples), MAX_BAD_IN_A_ROW)):
+            path, target = self.samples[position]
+            try:
+                image = self.loader(path)  # opens and decodes the whole file: truncation shows here
+            except Exception as exc:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, DecompressionBombError...)
+                bad.append((path, _reason(exc)))
+                if not self.substitute:
+                    return None, target, bad
+                position = (position + 1) % len(self.samples)
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(epoch_seed(self.seed, epoch, self.indices[position]))
+                return self.transform(image), target, bad
+        return None, target, bad  # MAX_BAD_IN_A_ROW unreadable in a row: the training loop stops (DataError)
+
+
+def collate_readable(batch: Sequence[tuple[torch.Tensor | None, int, list[BadImage]]]
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[BadImage]]:
+    """A batch of the readable items and the list of unreadable images met while reading it (possibly an empty
+    batch, when none of an evaluation batch's images could be read)."""
+    from torch.utils.data import default_collate
+
+    bad = [item for _, _, met in batch for item in met]
+    kept = [(image, target) for image, target, _ in batch if image is not None]
+    if not kept:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), bad
+    images, targets = default_collate(kept)
+    return images, targets, bad
+
+
+class BadImages:
+    """The unreadable images of one set (``what``: "training" or "evaluation"): each is logged once by path, the
+    ones met in the current pass are counted, and :meth:`check` stops the run with a :class:`DataError` when a pass
+    meets more than ``max_fraction`` of the set's ``total`` images."""
+
+    def __init__(self, what: str, total: int, max_fraction: float, logger: logging.Logger) -> None:
+        self.what = what
+        self.total = total
+        self.max_fraction = max_fraction
+        self.allowed = math.floor(max_fraction * total)
+        self.logger = logger
+        self.known: dict[str, str] = {}  # path -> reason, every unreadable image met so far
+        self.this_pass: set[str] = set()
+
+    def start_pass(self) -> None:
+        self.this_pass = set()
+
+    def add(self, bad: Sequence[BadImage]) -> None:
+        for path, reason in bad:
+            if path not in self.known:
+                self.known[path] = reason
+                self.logger.warning("skipped unreadable %s image %s (%s)", self.what, path, reason)
+            self.this_pass.add(path)
+
+    def check(self, count: int | None = None) -> None:
+        """Raise :class:`DataError` if ``count`` (default: this process's count of this pass) is over the limit."""
+        count = len(self.this_pass) if count is None else count
+        if count > self.allowed:
+            example = min(self.this_pass or self.known, default=None)
+            detail = f"; e.g. {example} ({self.known[example]})" if example is not None else ""
+            raise DataError(f"{count} of the {self.total} {self.what} images cannot be read, more than "
+                            f"--max-bad-images-fraction {self.max_fraction:g} allows ({self.allowed}){detail}")
 
 
 class TrainSampler(Sampler):
@@ -188,14 +273,14 @@ def build_datasets(args: argparse.Namespace, classes: list[str]) -> tuple[ImageS
                                    args.data_seed + 2, what="--val-subset")
         eval_indices = [eval_indices[i] for i in chosen]
         eval_name += f" (subset of {len(eval_indices)})"
-    return (ImageSubset(train_folder, train_indices, train_transform, args.seed),
+    return (ImageSubset(train_folder, train_indices, train_transform, args.seed, substitute=True),
             ImageSubset(eval_folder, eval_indices, eval_transform, args.seed), eval_name)
 
 
 def build_loaders(train_set: ImageSubset, eval_set: ImageSubset, *, batch_size: int, world: int, rank: int,
                   seed: int, workers: int, prefetch_factor: int, pin_memory: bool) -> tuple[TrainSampler, DataLoader, DataLoader]:
     """The seeded training sampler and loader of this rank, and its shard of the evaluation set."""
-    options: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory, "collate_fn": collate_readable}
     if workers:
         options.update(persistent_workers=True, prefetch_factor=prefetch_factor)
     sampler = TrainSampler(len(train_set), world=world, rank=rank, seed=seed)

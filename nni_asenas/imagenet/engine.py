@@ -18,7 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nni_asenas.errors import UsageError
+from nni_asenas.errors import DataError, UsageError
+from nni_asenas.imagenet.data import MAX_BAD_IN_A_ROW, BadImages
 
 __all__ = [
     "ModelEma", "ProcessEnv", "TrainLoop", "all_sum", "amp_dtype", "autocast", "broadcast", "build_optimizer",
@@ -183,7 +184,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int) -> dict[str, float]:
+def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int,
+                    bad_images: BadImages | None = None) -> dict[str, float]:
+    """One pass over the training loader. Unreadable images (replaced by readable ones in the batch) go to
+    ``bad_images``, which stops the run with a :class:`DataError` when the pass meets too many (a single process
+    checks as it goes; DDP processes check together at the end of the pass, so that none waits for another)."""
     loop.model.train()
     env = loop.env
     loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
@@ -191,7 +196,16 @@ def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interva
     window_images, window_start = 0, time.perf_counter()
     epoch_start = window_start
     lr = loop.base_lr
-    for index, (images, targets) in enumerate(loader):
+    if bad_images is not None:
+        bad_images.start_pass()
+    for index, (images, targets, bad) in enumerate(loader):
+        if bad and bad_images is not None:
+            bad_images.add(bad)
+            if env.world == 1:
+                bad_images.check()
+        if targets.shape[0] < (loader.batch_size or 0):  # an item gave up after MAX_BAD_IN_A_ROW unreadable images
+            raise DataError(f"{MAX_BAD_IN_A_ROW} training images in a row cannot be read, the last "
+                            f"{bad[-1][0]} ({bad[-1][1]})")
         lr = lr_at(loop.step, total_steps=loop.total_steps, warmup_steps=loop.warmup_steps, base_lr=loop.base_lr,
                    min_lr=loop.min_lr)
         for group in loop.optimizer.param_groups:
@@ -221,28 +235,45 @@ def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interva
             window_images, window_start = 0, time.perf_counter()
     synchronize(env.device)
     seconds = time.perf_counter() - epoch_start
-    total_loss, total_seen = all_sum([loss_sum.item(), float(seen)], env)
+    n_bad = float(len(bad_images.this_pass)) if bad_images is not None else 0.0
+    total_loss, total_seen, total_bad = all_sum([loss_sum.item(), float(seen), n_bad], env)
+    if bad_images is not None:
+        bad_images.check(round(total_bad))  # the shards of a pass are disjoint: the sum counts each image once
     if not math.isfinite(total_loss):
         raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
     return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "epoch_seconds": seconds,
-            "train_images_per_s": total_seen / max(seconds, 1e-9)}
+            "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loop: TrainLoop) -> dict[str, float]:
-    """Top-1/top-5 (percent) and loss over the whole evaluation set (every image once, shards summed)."""
+def evaluate(model: nn.Module, loader: DataLoader, loop: TrainLoop,
+             bad_images: BadImages | None = None) -> dict[str, float]:
+    """Top-1/top-5 (percent) and loss over the whole evaluation set (every image once, shards summed).
+
+    Unreadable images are left out of every figure and recorded in ``bad_images``; ``eval_bad_images`` is their
+    number over all processes. The caller decides when too many stop the run (after saving the epoch's training).
+    """
     model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=loop.env.device)  # loss, top-1, top-5, images
-    for images, targets in loader:
+    sums = torch.zeros(5, dtype=torch.float64, device=loop.env.device)  # loss, top-1, top-5, images, unreadable
+    if bad_images is not None:
+        bad_images.start_pass()
+    for images, targets, bad in loader:
+        if bad:
+            sums[4] += len(bad)
+            if bad_images is not None:
+                bad_images.add(bad)
+        if targets.shape[0] == 0:
+            continue
         images, targets = to_device(images, targets, loop)
         with autocast(loop):
             logits = model(images)
         logits = logits.float()
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(targets[:, None])
-        sums += torch.stack([nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
-                             hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
-                             torch.tensor(float(targets.shape[0]), dtype=torch.float64, device=sums.device)])
-    loss, top1, top5, count = all_sum(sums.tolist(), loop.env)
+        sums[:4] += torch.stack([nn.functional.cross_entropy(logits, targets, reduction="sum").double(),
+                                 hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
+                                 torch.tensor(float(targets.shape[0]), dtype=torch.float64, device=sums.device)])
+    loss, top1, top5, count, unreadable = all_sum(sums.tolist(), loop.env)
     count = max(count, 1.0)
-    return {"val_loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count}
+    return {"val_loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count,
+            "eval_bad_images": unreadable}

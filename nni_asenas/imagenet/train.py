@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -38,10 +39,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nni_asenas.errors import UsageError
+from nni_asenas.config import check_seed
+from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet import space as mobilenet
-from nni_asenas.imagenet.checkpoints import read_summary, resume_path, save_atomic, write_summary
+from nni_asenas.imagenet.checkpoints import (
+    damaged_hint,
+    load_checkpoint,
+    read_summary,
+    resume_path,
+    save_atomic,
+    write_summary,
+)
 from nni_asenas.imagenet.data import (
+    MAX_BAD_IMAGES_FRACTION,
+    BadImages,
     TrainSampler,
     build_datasets,
     build_loaders,
@@ -106,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION_OR_COUNT",
                    help="evaluate on images held out of ROOT/train instead of ROOT/val (search mode)")
     g.add_argument("--data-seed", type=int, default=0, help="seed of subsets and the hold-out split")
+    g.add_argument("--max-bad-images-fraction", type=float, default=MAX_BAD_IMAGES_FRACTION, metavar="FRACTION",
+                   help="unreadable images are skipped (logged by path, counted); stop with a data error when a pass "
+                   "over the training or evaluation set meets more than this share of them (default: %(default)s)")
     g.add_argument("--workers", type=int, help="data-loader processes per GPU (default: CPUs / local processes)")
     g.add_argument("--prefetch-factor", type=int, default=4)
     g = p.add_argument_group("model and hardware")
@@ -126,23 +140,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    """Every numeric flag in its range (finite), before any work: a one-line :class:`UsageError` naming the flag."""
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--img-size": args.img_size,
-                "--log-interval": args.log_interval, "--prefetch-factor": args.prefetch_factor}
+                "--log-interval": args.log_interval, "--prefetch-factor": args.prefetch_factor,
+                "--madds-resolution": args.madds_resolution}
     for flag, value in positive.items():
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    if not 0 < args.train_subset <= 1:
-        raise UsageError(f"--train-subset is a fraction in (0, 1], got {args.train_subset:g}")
-    if not 0 <= args.ema_decay < 1:
-        raise UsageError(f"--ema-decay must be in [0, 1), got {args.ema_decay:g}")
-    if not 0 <= args.label_smoothing < 1:
-        raise UsageError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing:g}")
-    if not 0 < args.crop_pct <= 1:
-        raise UsageError(f"--crop-pct must be in (0, 1], got {args.crop_pct:g}")
-    if args.warmup_epochs < 0 or args.min_lr < 0 or args.max_madds < 0:
-        raise UsageError("--warmup-epochs, --min-lr and --max-madds must not be negative")
+    # (flag, value, low, low included, high, high included); None: unbounded
+    ranges: list[tuple[str, float | None, float, bool, float | None, bool]] = [
+        ("--lr", args.lr, 0.0, False, None, False),
+        ("--lr-base", args.lr_base, 0.0, False, None, False),
+        ("--width-mult", args.width_mult, 0.0, False, None, False),
+        ("--train-subset", args.train_subset, 0.0, False, 1.0, True),
+        ("--val-subset", args.val_subset, 0.0, False, None, False),
+        ("--crop-pct", args.crop_pct, 0.0, False, 1.0, True),
+        ("--min-lr", args.min_lr, 0.0, True, None, False),
+        ("--warmup-epochs", args.warmup_epochs, 0.0, True, None, False),
+        ("--weight-decay", args.weight_decay, 0.0, True, None, False),
+        ("--max-madds", args.max_madds, 0.0, True, None, False),
+        ("--holdout", args.holdout, 0.0, True, None, False),
+        ("--momentum", args.momentum, 0.0, True, 1.0, False),
+        ("--label-smoothing", args.label_smoothing, 0.0, True, 1.0, False),
+        ("--ema-decay", args.ema_decay, 0.0, True, 1.0, False),
+        ("--dropout", args.dropout, 0.0, True, 1.0, False),
+        ("--max-bad-images-fraction", args.max_bad_images_fraction, 0.0, True, 1.0, False),
+    ]
+    for flag, value, low, low_in, high, high_in in ranges:
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < low or (value == low and not low_in) \
+                or (high is not None and (value > high or (value == high and not high_in))):
+            bounds = f"{'[' if low_in else '('}{low:g}, " + (f"{high:g}{']' if high_in else ')'}" if high is not None
+                                                              else "inf)")
+            raise UsageError(f"{flag} must be in {bounds}, got {value:g}")
+    check_seed(args.seed, "--seed")
+    check_seed(args.data_seed, "--data-seed")
     if args.randaugment is not None:
         parse_randaugment(args.randaugment)
 
@@ -212,13 +247,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if env.world > 1:
             dist.barrier()
         handlers = _logging_handlers(output, env)
-        return _train(args, env, output, arch, classes, madds, params, resume_from)
+        try:
+            return _train(args, env, output, arch, classes, madds, params, resume_from)
+        except DataError as exc:
+            raise _data_fault(args, env, exc) from None
     finally:
         for handler in handlers:
             logger.removeHandler(handler)
             handler.close()
         if env.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _data_fault(args: argparse.Namespace, env: ProcessEnv, exc: DataError) -> DataError:
+    """The data, not the architecture, stopped the run: say so in the log and, on rank 0, in a final metric without
+    ``default`` but with ``data_error``, which :class:`~nni_asenas.AseNasTuner` reads as "not evaluated" (the
+    architecture is proposed again, not marked failed) and NNI's web UI as a trial without a result."""
+    error = DataError(f"--data {args.data}: {exc}")
+    if env.main:
+        logger.error("data error: %s", error)
+        nni.report_final_result({"data_error": str(error)})
+    return error
 
 
 @dataclass
@@ -232,6 +281,9 @@ class _Run:
     eval_loader: DataLoader
     eval_name: str
     info: dict[str, Any]  # the resolved settings written to args.yaml
+    train_bad: BadImages  # unreadable images met in the training set
+    eval_bad: BadImages  # and in the evaluation set
+    unreadable: int = 0  # unreadable images met by the last epoch (training and evaluation, all processes)
 
 
 def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, arch: dict[str, int], classes: list[str], madds: int,
@@ -243,7 +295,7 @@ def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, arch: dict[s
     if env.main:
         _write_run_info(args, output, run_, resume_from, start_epoch)
     best, last = _run_epochs(args, env, output, run_, arch, classes, start_epoch, best)
-    return _finish(env, output, best, last, madds, params)
+    return _finish(env, output, best, last, madds, params, run_.unreadable)
 
 
 def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], classes: list[str], madds: int,
@@ -294,26 +346,35 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
             "amp": str(amp).replace("torch.", "") if amp else "off", "channels_last": channels_last,
             "torch": str(torch.__version__), "train_images": len(train_set), "eval_images": len(eval_set),
             "eval_set": eval_name, "workers": workers}
-    return _Run(loop, eval_model, sampler, train_loader, eval_loader, eval_name, info)
+    fraction = args.max_bad_images_fraction
+    return _Run(loop, eval_model, sampler, train_loader, eval_loader, eval_name, info,
+                BadImages("training", len(train_set), fraction, logger),
+                BadImages("evaluation", len(eval_set), fraction, logger))
 
 
 def _restore(loop: TrainLoop, resume_from: Path, args: argparse.Namespace, arch: dict[str, int],
              classes: list[str]) -> tuple[int, dict[str, Any] | None]:
     """Load ``resume_from`` (read by rank 0, broadcast) into the loop; the epoch it ended and the best so far."""
-    state = on_main(lambda: torch.load(resume_from, map_location="cpu", weights_only=True), loop.env)
+    state = on_main(lambda: load_checkpoint(resume_from), loop.env)
     if state["arch"] != mobilenet.canonical_arch(arch) or state["classes"] != classes \
             or state["width_mult"] != args.width_mult:
         raise UsageError(f"--resume {resume_from}: the checkpoint is of another architecture, width or class list")
-    loop.raw.load_state_dict(state["model"])
-    loop.optimizer.load_state_dict(state["optimizer"])
-    if state["scaler"] and loop.scaler.is_enabled():  # a float16 run's loss scale; empty when it was off
-        loop.scaler.load_state_dict(state["scaler"])
-    if loop.ema is not None:
-        if state["ema"] is None:
-            raise UsageError(f"--resume {resume_from}: the checkpoint has no EMA weights (run with --ema-decay 0)")
-        loop.ema.module.load_state_dict(state["ema"])
-    loop.step = state["step"]
-    return state["epoch"], state["best"]
+    if loop.ema is not None and state["ema"] is None:
+        raise UsageError(f"--resume {resume_from}: the checkpoint has no EMA weights (run with --ema-decay 0)")
+    try:
+        loop.raw.load_state_dict(state["model"])
+        loop.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"] and loop.scaler.is_enabled():  # a float16 run's loss scale; empty when it was off
+            loop.scaler.load_state_dict(state["scaler"])
+        if loop.ema is not None:
+            loop.ema.module.load_state_dict(state["ema"])
+        epoch, step, best = int(state["epoch"]), int(state["step"]), state["best"]
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--resume {resume_from}: the checkpoint does not fit this run ({first})"
+                         f"{damaged_hint(resume_from) if loop.env.main else ''}") from None
+    loop.step = step
+    return epoch, best
 
 
 def _write_run_info(args: argparse.Namespace, output: Path, run_: _Run, resume_from: Path | None,
@@ -345,9 +406,10 @@ def _run_epochs(args: argparse.Namespace, env: ProcessEnv, output: Path, run_: _
     for epoch in range(start_epoch, args.epochs):
         torch.manual_seed(epoch_seed(args.seed, epoch, 1 + env.rank))
         run_.sampler.set_epoch(epoch)
-        row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, run_.train_loader, epoch, args.log_interval)}
+        row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, run_.train_loader, epoch, args.log_interval,
+                                                                     run_.train_bad)}
         share_buffers(loop.raw, env)
-        metrics = evaluate(run_.eval_model, run_.eval_loader, loop)
+        metrics = evaluate(run_.eval_model, run_.eval_loader, loop, run_.eval_bad)
         row.update(metrics)
         if loop.ema is not None:
             share_buffers(loop.ema.module, env)
@@ -375,16 +437,22 @@ def _run_epochs(args: argparse.Namespace, env: ProcessEnv, output: Path, run_: _
             nni.report_intermediate_result(last["top1"])
         if env.world > 1:
             dist.barrier()
+        # Checked after the epoch is saved: too many unreadable evaluation images stop the run without losing it.
+        run_.unreadable = round(row["train_bad_images"] + row["eval_bad_images"])
+        run_.eval_bad.check(round(row["eval_bad_images"]))
     return best, last
 
 
 def _finish(env: ProcessEnv, output: Path, best: dict[str, Any] | None, last: dict[str, Any], madds: int,
-            params: int) -> dict[str, Any]:
-    """The final result (best epoch): results.json and NNI's final metric on rank 0, returned on every rank."""
+            params: int, unreadable: int = 0) -> dict[str, Any]:
+    """The final result (best epoch): results.json and NNI's final metric on rank 0, returned on every rank; with
+    ``unreadable_images`` when the last epoch skipped some."""
     if best is None:
         raise UsageError("no epoch to run: --epochs is not above the resumed checkpoint's epoch")
     result = {"default": best["top1"], "top1": best["top1"], "top5": best["top5"], "madds": madds,
               "params": params, "epoch": best["epoch"], "last_top1": last.get("top1", best["top1"])}
+    if unreadable:
+        result["unreadable_images"] = unreadable
     if env.main:
         with open(output / "results.json", "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
@@ -398,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
+    except DataError as exc:
+        print(f"{PROGRAM}: data error: {exc}", file=sys.stderr)
+        return 2
     except UsageError as exc:
         print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
         return 2
