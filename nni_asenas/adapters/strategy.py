@@ -26,7 +26,7 @@ from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy.base import Strategy, StrategyStatus
 
 from nni_asenas.adapters.compat import install_checkpoint_serializer
-from nni_asenas.adapters.metrics import metric_score
+from nni_asenas.adapters.metrics import data_error, describe_metric, metric_score
 from nni_asenas.adapters.space_codec import SpaceCodec
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher, Proposal
@@ -53,7 +53,9 @@ class AseNas(Strategy):
     Metrics are higher-is-better (a dict metric is read at ``"default"``). A model's final metric is its result; a
     model that ends without one (its trial failed) or reports a non-finite one gets no reward and is never proposed
     again. With ``SequentialExecutionEngine``, pass ``continue_on_failure=True`` (as for every NNI strategy) so that
-    a trial that raises does not stop the engine itself.
+    a trial that raises does not stop the engine itself. A final metric ``{"data_error": "..."}`` (no ``default``:
+    the trial's data, not the architecture, was at fault) leaves the model unjudged: it is submitted again, and after
+    :attr:`max_data_errors_in_a_row` such models in a row the strategy submits nothing more.
 
     Parameters
     ----------
@@ -66,6 +68,8 @@ class AseNas(Strategy):
     seed
         Seeds every random choice of the search (0 .. 2**32 - 1).
     """
+
+    max_data_errors_in_a_row: int = 3
 
     def __init__(
         self,
@@ -90,7 +94,8 @@ class AseNas(Strategy):
         self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not told
         self._training: dict[int, ExecutableModelSpace] = {}  # id(model) -> model, submitted, training not ended
         self._ended_without_metric: dict[int, ExecutableModelSpace] = {}  # proposal id -> model (see _tell)
-        self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the loaded state was saved
+        self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the state was saved, or data errors
+        self._data_errors: list[str] = []  # data errors since the last model with a result
         self._models: weakref.WeakValueDictionary[int, ExecutableModelSpace] = weakref.WeakValueDictionary()
         self._frozen: tuple[dict[str, Any], ExecutableModelSpace] | None = None  # last model the constraint froze
         self._refused_resume: str | None = None
@@ -130,7 +135,8 @@ class AseNas(Strategy):
         while self.wait_for_resource():
             submission = self._next_submission()
             if submission is None:
-                _logger.info("Every valid architecture has been proposed. Stop submitting.")
+                if len(self._data_errors) < self.max_data_errors_in_a_row:
+                    _logger.info("Every valid architecture has been proposed. Stop submitting.")
                 break
             self.engine.submit_models(submission)
         _logger.debug("Waiting for the models in flight...")
@@ -170,6 +176,10 @@ class AseNas(Strategy):
 
     def _next_submission(self) -> ExecutableModelSpace | None:
         with self._lock:
+            if len(self._data_errors) >= self.max_data_errors_in_a_row:
+                _logger.error("%d models in a row stopped on their data, not their architecture (last: %s). Stop "
+                              "submitting: fix the data, then resume.", len(self._data_errors), self._data_errors[-1])
+                return None
             if self._resubmit:
                 pid, arch = self._resubmit.pop(0)
                 proposal: Proposal | None = Proposal(pid, arch, RESUBMITTED)
@@ -206,12 +216,21 @@ class AseNas(Strategy):
             pid = self._proposal_of(event.model)
             if pid is None:
                 return  # not ours, or a second final metric
+            problem = data_error(event.metric)
+            if problem is not None:  # not evaluated: submitted again, not marked failed
+                del self._untold[id(event.model)]
+                self._resubmit.append((pid, self._pending_archs.pop(pid)))
+                self._data_errors.append(problem)
+                _logger.error("[Proposal %d] stopped on its data, not its architecture: %s. Not marked failed; "
+                              "submitted again.", pid, problem)
+                return
+            self._data_errors.clear()
             score = metric_score(event.metric)
             self._tell(pid, event.model, score)
             best = self.searcher.best
         if score is None:
-            _logger.warning("[Proposal %d] metric %r is not a finite number: no reward, never proposed again.",
-                            pid, event.metric)
+            _logger.warning("[Proposal %d] metric %s is not a finite number: no reward, never proposed again.",
+                            pid, describe_metric(event.metric))
         else:
             _logger.info("[Metric] proposal %d: %s (best so far: %s, proposal %s)", pid, event.metric,
                          best.score if best else None, best.id if best else None)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import nni
 from nni.tuner import Tuner
 
-from nni_asenas.adapters.metrics import finite_number, metric_score
+from nni_asenas.adapters.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.config import check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.errors import UsageError
@@ -81,14 +81,22 @@ def parse_search_space(search_space: Any) -> dict[str, list[Any]]:
     return decisions
 
 
+def _decode(value: Any) -> Any:
+    """A metric NNI passed on as JSON text, decoded (text that is not JSON stays as it is)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
 def read_metric(value: Any) -> tuple[float | None, float | None]:
     """``(score, simulated seconds)`` from a reported final metric: a number, or a dict with a numeric ``default``
     (and optionally ``simulated_seconds``). A metric of another shape gives score None (a failed trial)."""
+    value = _decode(value)
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None, None
+        return None, None
     seconds = finite_number(value.get("simulated_seconds")) if isinstance(value, Mapping) else None
     if seconds is not None and seconds < 0:
         seconds = None
@@ -140,6 +148,9 @@ class AseNasTuner(Tuner):
     """
 
     result_grace_seconds: float = 30.0
+    #: Trials in a row that stop on a data error (see :func:`~nni_asenas.adapters.metrics.data_error`) before the
+    #: tuner proposes nothing more: the data needs fixing, and every further trial would stop the same way.
+    max_data_errors_in_a_row: int = 3
 
     def __init__(
         self,
@@ -190,6 +201,8 @@ class AseNasTuner(Tuner):
         self._n_queries = 0  # results recorded: successes, failures, imports
         self._seconds = 0.0
         self._stopped = False
+        self._retry: list[tuple[int, dict[str, Any]]] = []  # (proposal id, arch) whose trial stopped on its data
+        self._data_errors: list[str] = []  # the data errors since the last real result
 
     # ------------------------------------------------------------------ NNI tuner interface
 
@@ -218,6 +231,13 @@ class AseNasTuner(Tuner):
             searcher = self._require_searcher()
             self._fail_overdue()
             reason = self._stop_reason()
+            if reason is None and self._retry:  # not evaluated because of its data: the same proposal again
+                proposal_id, arch = self._retry.pop(0)
+                self._trials[parameter_id] = _Trial(proposal_id, dict(arch), searcher, time.monotonic())
+                _logger.info("parameter %d = proposal %d again (its last trial stopped on its data)", parameter_id,
+                             proposal_id)
+                self.save_checkpoint()
+                return dict(arch)
             if reason is None:
                 proposal = searcher.ask()
                 if proposal is None:
@@ -235,10 +255,16 @@ class AseNasTuner(Tuner):
 
     def receive_trial_result(self, parameter_id: int, parameters: Mapping[str, Any], value: Any, **kwargs: Any) -> None:
         with self._lock:
+            value = _decode(value)
+            problem = data_error(value)
+            if problem is not None:
+                self._data_fault(parameter_id, problem)
+                return
             score, seconds = read_metric(value)
             if score is None:
-                _logger.warning("parameter %d reported %r: expected a number or a dict with a numeric 'default'; "
-                                "counted as a failed trial", parameter_id, value)
+                _logger.warning("parameter %d reported %s: expected a number or a dict with a numeric 'default'; "
+                                "counted as a failed trial", parameter_id, describe_metric(value))
+            self._data_errors.clear()
             if kwargs.get("trial_job_id"):
                 self._trial_jobs.add(str(kwargs["trial_job_id"]))
             trial = self._trials.pop(parameter_id, None)
@@ -249,6 +275,19 @@ class AseNasTuner(Tuner):
                 self._finish(parameter_id, trial, self._signed(score), seconds)
             self.save_checkpoint()
 
+    def _data_fault(self, parameter_id: int, message: str) -> None:
+        """The trial stopped on its data: its proposal is not marked failed but proposed again (first), and after
+        :attr:`max_data_errors_in_a_row` such trials in a row the tuner proposes nothing more."""
+        trial = self._trials.pop(parameter_id, None)
+        self._data_errors.append(message)
+        if trial is not None and trial.searcher is self._searcher:
+            self._retry.append((trial.proposal_id, trial.arch))
+            _logger.error("parameter %d (proposal %d) stopped on its data, not its architecture: %s. The architecture "
+                          "is not marked failed and is proposed again", parameter_id, trial.proposal_id, message)
+        else:
+            _logger.error("parameter %d stopped on its data: %s", parameter_id, message)
+        self.save_checkpoint()
+
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         with self._lock:
             trial = self._trials.get(parameter_id)
@@ -258,6 +297,7 @@ class AseNasTuner(Tuner):
                 trial.ended = time.monotonic()
                 return
             del self._trials[parameter_id]
+            self._data_errors.clear()
             _logger.info("parameter %d failed", parameter_id)
             self._finish(parameter_id, trial, None, None)
             self.save_checkpoint()
@@ -288,6 +328,7 @@ class AseNasTuner(Tuner):
                     (pid, json.loads(key)) for key, pid in self._orphans.items()
                 ),
                 "trial_jobs": sorted(self._trial_jobs),
+                "retry": [(pid, dict(arch)) for pid, arch in self._retry],
             }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -334,6 +375,7 @@ class AseNasTuner(Tuner):
         self._n_queries, self._seconds = int(state["n_queries"]), float(state["seconds"])
         self._trial_jobs = set(state["trial_jobs"])
         self._orphans = {_arch_key(arch): proposal_id for proposal_id, arch in state["running"]}
+        self._retry = [(int(pid), dict(arch)) for pid, arch in state.get("retry", [])]  # absent in older checkpoints
         if self._orphans:
             _logger.info("proposals %s were running when the experiment stopped; waiting for their results",
                          sorted(self._orphans.values()))
@@ -385,6 +427,9 @@ class AseNasTuner(Tuner):
             self._finish(parameter_id, self._trials.pop(parameter_id), None, None)
 
     def _stop_reason(self) -> str | None:
+        if len(self._data_errors) >= self.max_data_errors_in_a_row:
+            return (f"{len(self._data_errors)} trials in a row stopped on their data, not their architecture (last: "
+                    f"{self._data_errors[-1]}); fix the data, then `nnictl resume` the experiment")
         if self.max_queries is not None and self._n_queries + len(self._trials) >= self.max_queries:
             return f"max_queries={self.max_queries} reached ({self._n_queries} done, {len(self._trials)} running)"
         if self.budget_seconds is not None and self._seconds >= self.budget_seconds:
