@@ -17,13 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nni_asenas.cli.outputs import prepare_output_dir, write_result
+from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import DATASETS, normalize_dataset
 
 # The names of nni_asenas.comparison.harness.STRATEGIES, repeated so that building the parser imports neither torch nor nni.
 STRATEGY_NAMES = ("asenas", "asenas+", "random", "evolution", "evolution-nats", "tpe", "rl")
 SIGNAL_NAMES = ("val12", "val200")
-MAX_SEED = 2**32 - 1
+#: Seeds one invocation may run (each is one run per strategy and dataset): larger lists are a typo, and planning
+#: them would allocate gigabytes before the first run. Split bigger studies into several invocations of one DIR.
+MAX_SEEDS = 10_000
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,8 +60,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-49"``, ``"3"``, ``"0,3,7-9"`` -> sorted distinct seeds; :class:`UsageError` naming the bad part."""
-    seeds: set[int] = set()
+    """``"0-49"``, ``"3"``, ``"0,3,7-9"`` -> sorted distinct seeds; :class:`UsageError` naming the bad part, a seed
+    outside 0 .. 2**32 - 1, or more than :data:`MAX_SEEDS` seeds (counted before any list is built)."""
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         low, dash, high = part.partition("-")
@@ -65,12 +70,20 @@ def parse_seeds(text: str) -> list[int]:
             first, last = int(low), int(high if dash else low)
         except ValueError:
             raise UsageError(f"--seeds: {part!r} is not a seed or a range like 0-49") from None
+        for seed in (first, last):
+            check_seed(seed, "--seeds: a seed")
         if first > last:
             raise UsageError(f"--seeds: range {part!r} is empty (start > end)")
-        if last > MAX_SEED:
-            raise UsageError(f"--seeds: {last} is above the largest seed {MAX_SEED}")
-        seeds.update(range(first, last + 1))
-    return sorted(seeds)
+        ranges.append((first, last))
+    count, reach = 0, -1
+    for first, last in sorted(ranges):  # distinct seeds of overlapping ranges, without listing them
+        if last > reach:
+            count += last - max(first, reach + 1) + 1
+            reach = last
+    if count > MAX_SEEDS:
+        raise UsageError(f"--seeds {text}: {count} seeds, more than the {MAX_SEEDS} one invocation runs (split them "
+                         "over several invocations with the same --output)")
+    return sorted({seed for first, last in ranges for seed in range(first, last + 1)})
 
 
 def parse_datasets(text: str) -> list[str]:
@@ -108,8 +121,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-queries must be >= 1, got {args.max_queries}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {args.output} exists and is not a directory")
+    prepare_output_dir(args.output)  # before the first run: every run writes its result there
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,10 +167,9 @@ def run(args: argparse.Namespace) -> int:
                                     for label, numbers in bench.PUBLISHED.items()}},
         "results": summary,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "summary.json").write_text(json.dumps(document, indent=1) + "\n")
+    write_result(args.output / "summary.json", json.dumps(document, indent=1) + "\n")
     markdown = bench.summary_markdown(summary, settings=settings, command=command, notes=notes)
-    (args.output / "summary.md").write_text(markdown)
+    write_result(args.output / "summary.md", markdown)
     if results:
         bench.plot_curves(results, args.output / "curves.png")
     print(markdown.split("\n## ")[0].rstrip())

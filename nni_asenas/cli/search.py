@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nni_asenas.cli.options import add_method_options, method_config
+from nni_asenas.cli.outputs import prepare_output_dir, write_result
+from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, normalize_dataset
 
@@ -45,9 +47,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--budget-seconds must be a positive number, got {args.budget_seconds:g}")
     if args.max_queries is not None and args.max_queries < 1:
         raise UsageError(f"--max-queries must be >= 1, got {args.max_queries}")
+    args.seed = check_seed(args.seed, "--seed")
     args.config = method_config(args)
-    if args.output is not None and args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {args.output} exists and is not a directory")
+    if args.output is not None:
+        prepare_output_dir(args.output)  # before the search: its result must have a place to go
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,11 +85,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    if args.output is not None:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(summary_table(result))
     if args.output is not None:
+        write_result(args.output / "result.json", json.dumps(result, indent=1) + "\n")
         print(f"\nwrote {args.output / 'result.json'}")
     return 0
 
