@@ -291,7 +291,11 @@ def _write_database(name: str, out_dir: str | os.PathLike[str], rows: Sequence[I
         partial.unlink(missing_ok=True)
         raise
     conn.close()
-    os.replace(partial, final)
+    try:
+        os.replace(partial, final)
+    except BaseException:  # e.g. a directory or a read-only file in the way: leave no 70 MB partial behind
+        partial.unlink(missing_ok=True)
+        raise
     return final
 
 
