@@ -47,10 +47,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+#: The longest ARCH argument read: an architecture spelled out in full takes under 200 characters.
+MAX_ARCH_LENGTH = 2000
+
+
 def parse_arch_argument(text: str) -> ArchLike:
     """An architecture from a command-line word: up to 5 digits is an index, ``{...}``/``[...]`` a literal,
-    anything else an arch string or 6-digit code (checked later by :meth:`NasBench201Table.index`)."""
+    anything else an arch string or 6-digit code (checked later by :meth:`NasBench201Table.index`). A word longer
+    than :data:`MAX_ARCH_LENGTH` or nested too deeply to parse is a :class:`UsageError`."""
     text = text.strip()
+    if len(text) > MAX_ARCH_LENGTH:
+        raise UsageError(f"ARCH is {len(text)} characters long; an architecture takes at most {MAX_ARCH_LENGTH}")
     if text.isdigit() and len(text) < len(EDGES):
         return int(text)
     if text[:1] in "{[(" and text:
@@ -58,10 +65,13 @@ def parse_arch_argument(text: str) -> ArchLike:
             return json.loads(text)
         except ValueError:
             pass
+        except RecursionError:
+            raise UsageError(f"ARCH {text[:20]}... is nested too deeply to be an architecture") from None
         try:
             return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise UsageError(f"ARCH {text!r} is neither JSON nor a Python literal") from None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise UsageError(f"ARCH {text if len(text) <= 60 else text[:57] + '...'!r} is neither JSON nor a "
+                             "Python literal") from None
     return text
 
 
