@@ -15,6 +15,10 @@ the best epoch. The output directory gets ``args.yaml``, ``summary.csv``, ``log.
 and ``results.json``; ``--resume`` continues from ``last.pth`` with identical state. Checkpoints are read and written
 by rank 0 alone, so training on several machines needs no shared file system (each needs the dataset).
 
+Unreadable images are skipped (logged by path, counted); more than ``--max-bad-images-fraction`` of a set in one pass
+stops the run with a :class:`~nni_asenas.errors.DataError`, reported to NNI as ``{"data_error": ...}`` so that a
+search does not mark the architecture failed. ``--resume`` from a damaged checkpoint points to ``best.pth``.
+
 Randomness: the model starts from ``--seed``; each epoch reseeds from (seed, epoch, rank); data augmentation of
 an image is seeded by (seed, epoch, image index), so it does not depend on the number of data-loader workers and a
 resumed run sees exactly the images and crops of an uninterrupted one. ``--data-seed`` picks subsets and the
