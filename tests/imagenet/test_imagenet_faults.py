@@ -4,7 +4,11 @@ error, the epoch's work kept), a damaged checkpoint points to ``best.pth``, and 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from nni_asenas.imagenet.space import decisions
 
 CLASSES = ("ant", "bee", "cat")
 PROGRAM = "nni_asenas.trials.imagenet"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_image_folder(root: Path, train_per_class: int = 8, val_per_class: int = 4) -> Path:
@@ -219,3 +224,42 @@ def test_out_of_range_flags_are_named_before_any_work(flag, value, expected, dat
     message = one_line_error(tiny_args(data, output, arch_file, f"{flag}={value}"), capsys)
     assert expected in message
     assert not output.exists() and not reports["final"]
+
+
+# ------------------------------------------------------------------------------------------------------- DDP
+
+def _torchrun(argv: list[str]) -> subprocess.CompletedProcess:
+    """Two processes with gloo, inside a network namespace with only a loopback when the machine allows it."""
+    prefix: list[str] = []
+    if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0:
+        prefix = ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$0" "$@"']
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = prefix + [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+                        "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", PROGRAM, *argv]
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore",
+               PYTHONPATH=str(REPO))
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_ddp_ranks_skip_count_and_stop_together(data, clean_data, arch_file, tmp_path):
+    """Each rank reads its own shard: the counts are summed over ranks, and a data error stops both ranks at the
+    same point (none waits for the other) after the epoch is saved."""
+    corrupt(data / "train/cat/5.jpeg")
+    corrupt(data / "val/bee/0.jpeg")
+    output = tmp_path / "ddp"
+    done = _torchrun(tiny_args(data, output, arch_file, "--batch-size", "2", "--max-bad-images-fraction", "0.1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((output / "results.json").read_text())
+    assert results["unreadable_images"] == 2
+    assert torch.load(output / "last.pth", weights_only=True)["step"] == 24 // 4  # full batches on both ranks
+
+    shutil.copy(clean_data / "train/cat/5.jpeg", data / "train/cat/5.jpeg")  # only the val image is bad now
+    stopped = tmp_path / "stopped"
+    done = _torchrun(tiny_args(data, stopped, arch_file, "--batch-size", "2", epochs=2))
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith(f"{PROGRAM}: data error: ")]
+    assert len(errors) == 2 and all("1 of the 12 evaluation images cannot be read" in line for line in errors)
+    assert torch.load(stopped / "last.pth", weights_only=True)["epoch"] == 1
