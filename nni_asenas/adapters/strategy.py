@@ -321,9 +321,16 @@ class AseNas(Strategy):
             raise RuntimeError(self._refused_resume)
         if state_dict.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported AseNas state version {state_dict.get('version')!r}")
+        try:  # read everything before changing anything: a damaged state leaves the strategy as it was
+            resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
+            searcher_state = state_dict["searcher"]
+        except KeyError as exc:
+            raise ValueError(f"the saved AseNas state has no {exc.args[0]!r} entry") from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"the saved AseNas state is damaged ({exc})") from None
         with self._lock:
-            self.searcher.load_state_dict(state_dict["searcher"])
-            self._resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
+            self.searcher.load_state_dict(searcher_state)  # checks first, changes nothing when it raises
+            self._resubmit = resubmit
             self._pending_archs = {}
             self._untold = {}
             self._training = {}

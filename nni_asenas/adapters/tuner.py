@@ -371,11 +371,19 @@ class AseNasTuner(Tuner):
         if state["decisions"] != self._decisions:
             _logger.warning("the saved tuner state belongs to another search space: ignored")
             return
-        self._require_searcher().load_state_dict(state["searcher"])
-        self._n_queries, self._seconds = int(state["n_queries"]), float(state["seconds"])
-        self._trial_jobs = set(state["trial_jobs"])
-        self._orphans = {_arch_key(arch): proposal_id for proposal_id, arch in state["running"]}
-        self._retry = [(int(pid), dict(arch)) for pid, arch in state.get("retry", [])]  # absent in older checkpoints
+        try:  # read everything before changing anything: a damaged state leaves the tuner as it was
+            n_queries, seconds = int(state["n_queries"]), float(state["seconds"])
+            trial_jobs = set(state["trial_jobs"])
+            orphans = {_arch_key(arch): int(proposal_id) for proposal_id, arch in state["running"]}
+            retry = [(int(pid), dict(arch)) for pid, arch in state.get("retry", [])]  # absent in older checkpoints
+            searcher_state = state["searcher"]
+        except KeyError as exc:
+            raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
+        self._require_searcher().load_state_dict(searcher_state)  # checks first, changes nothing when it raises
+        self._n_queries, self._seconds = n_queries, seconds
+        self._trial_jobs, self._orphans, self._retry = trial_jobs, orphans, retry
         if self._orphans:
             _logger.info("proposals %s were running when the experiment stopped; waiting for their results",
                          sorted(self._orphans.values()))

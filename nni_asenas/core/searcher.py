@@ -154,7 +154,8 @@ class AseNasSearcher:
         Seeds everything random: policy initialisation, sampling, random architectures (0 .. 2**32 - 1).
 
     Scores are "higher is better" in any unit: rewards and score features are divided by the standard deviation
-    of the scores seen so far, so percent and fraction give the same search. ``None``, NaN or inf is a failure.
+    of the scores seen so far, so percent and fraction give the same search. ``None``, NaN or inf is a failure;
+    what is no score at all (text, a list, an int too large for a float such as ``10**400``) is a ValueError.
     """
 
     def __init__(
