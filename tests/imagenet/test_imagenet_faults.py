@@ -150,6 +150,45 @@ def test_a_run_of_unreadable_training_images_is_a_data_error(data, arch_file, tm
     assert "data_error" in reports["final"][0]
 
 
+def test_inside_a_search_a_data_error_is_not_held_against_the_architecture(data, clean_data, tmp_path, monkeypatch,
+                                                                         capsys):
+    """The trial as NNI runs it, its results going to AseNasTuner: the architecture whose trial met broken data is
+    proposed again, and once the data is fixed its real result is recorded."""
+    from nni_asenas.adapters.tuner import AseNasTuner
+    from nni_asenas.imagenet.space import search_space_json
+
+    tuner = AseNasTuner(seed=0)
+    tuner.update_search_space(search_space_json())
+    monkeypatch.setenv("NNI_PLATFORM", "local")
+    monkeypatch.setattr(train.nni, "report_intermediate_result", lambda value: None)
+
+    def trial(parameter_id: int) -> tuple[int, dict]:
+        params = tuner.generate_parameters(parameter_id)
+        monkeypatch.setattr(train.nni, "get_next_parameter", lambda: dict(params))
+        monkeypatch.setattr(train.nni, "report_final_result",
+                            lambda metric: tuner.receive_trial_result(parameter_id, params, metric))
+        argv = ["--data", str(data), "--output", str(tmp_path / f"trial-{parameter_id}"), "--epochs", "1",
+                "--batch-size", "4", "--img-size", "32", "--width-mult", "0.25", "--workers", "0", "--lr", "0.05",
+                "--max-madds", "0", "--ema-decay", "0"]
+        code = train.main(argv)
+        if code:
+            tuner.trial_end(parameter_id, False)  # NNI: the trial process failed
+        return code, params
+
+    corrupt(data / "val/cat/3.jpeg")
+    code, first = trial(0)
+    assert code == 2 and "data error: --data" in capsys.readouterr().err
+    assert tuner.searcher.history == [] and tuner.searcher.is_pending(first)  # not failed, waiting
+
+    shutil.copy(clean_data / "val/cat/3.jpeg", data / "val/cat/3.jpeg")  # the data is fixed
+    code, again = trial(1)
+    assert code == 0 and again == first  # the same architecture, proposed again
+    (observation,) = tuner.searcher.history
+    assert observation.arch == first and observation.score is not None
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
 @pytest.fixture
 def finished_run(data, arch_file, tmp_path, reports) -> Path:
     output = tmp_path / "run"
