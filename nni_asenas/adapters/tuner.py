@@ -9,7 +9,12 @@ continues that exact search: trials that were running are re-run by NNI and thei
 made them. NNI 3.0's local training service may list a trial with another trial's parameters when several start at
 once (microsoft/nni#5726), so the trial listing NNI imports on resume can pair parameters and metrics wrongly; the
 tuner's own records are right (a metric carries the parameter id its trial really ran), so imported entries of
-trials the tuner has already recorded are skipped.
+trials the tuner has already recorded are skipped. ``nni-asenas nni-patch apply`` fixes that listing in NNI itself
+(:mod:`nni_asenas.adapters.nni_patch`); the tuner logs a warning naming the command when it finds NNI unfixed.
+
+Start-up: NNI's manager gives the dispatcher process 10 s to import and construct the tuner and connect. Importing
+this module and constructing the tuner need neither torch nor the core searcher; both are imported when the search
+space arrives, after the connection and right before the first proposal (``benchmarks/tuner_startup.py``).
 
 Experiment config::
 
@@ -29,16 +34,19 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import nni
 from nni.tuner import Tuner
 
+from nni_asenas.adapters import nni_patch
 from nni_asenas.adapters.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.config import check_seed, resolve_config
-from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.errors import UsageError
 from nni_asenas.results import read_candidates
+
+if TYPE_CHECKING:  # the searcher needs torch: imported when the search space arrives (see the module docstring)
+    from nni_asenas.core.searcher import AseNasSearcher
 
 __all__ = ["AseNasTuner", "parse_search_space", "read_metric"]
 
@@ -203,6 +211,9 @@ class AseNasTuner(Tuner):
         self._stopped = False
         self._retry: list[tuple[int, dict[str, Any]]] = []  # (proposal id, arch) whose trial stopped on its data
         self._data_errors: list[str] = []  # the data errors since the last real result
+        listing = nni_patch.listing_warning()
+        if listing is not None:
+            _logger.warning(listing)
 
     # ------------------------------------------------------------------ NNI tuner interface
 
@@ -415,6 +426,8 @@ class AseNasTuner(Tuner):
     # ------------------------------------------------------------------ internals
 
     def _new_searcher(self, decisions: dict[str, list[Any]]) -> AseNasSearcher:
+        from nni_asenas.core.searcher import AseNasSearcher  # torch, first needed here
+
         initial = [_initial_params(arch, decisions) for arch in self._initial]
         try:
             return AseNasSearcher(decisions, self.config, initial_architectures=initial,
