@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nni_asenas.adapters.trial_api import with_parameter_id
 from nni_asenas.config import check_seed
 from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet import space as mobilenet
@@ -462,7 +463,7 @@ def _finish(env: ProcessEnv, output: Path, best: dict[str, Any] | None, last: di
             json.dump(result, handle, indent=2)
         logger.info("best top-1 %.2f top-5 %.2f (epoch %d); results in %s", best["top1"], best["top5"],
                     best["epoch"], output)
-        nni.report_final_result(result)
+        nni.report_final_result(with_parameter_id(result))  # + the id of the parameters this trial ran
     return result
 
 

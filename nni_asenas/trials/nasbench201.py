@@ -8,10 +8,11 @@ It reads the architecture from ``nni.get_next_parameter()`` (labels ``0_1`` .. `
 
     {"default": 12-epoch validation accuracy (the search signal), "test_accuracy": 200-epoch test accuracy (seed
      mean), "params_M": ..., "flops_M": ..., "simulated_seconds": 12/200 of the 200-epoch training time,
-     "nb201_index": the architecture's benchmark index}
+     "nb201_index": the architecture's benchmark index, "parameter_id": NNI's id of the parameters it ran}
 
-The index names the architecture that produced the metric even where NNI 3.0's trial list shows another trial's
-parameters (several trials starting at once, microsoft/nni#5726): ``nni-asenas query INDEX`` prints its row.
+``parameter_id`` and ``nb201_index`` name what produced the metric even where NNI 3.0 lists the trial with another
+trial's parameters (several trials starting at once, microsoft/nni#5726; ``nni-asenas nni-patch apply`` fixes the
+listing): the id is the listing's and the tuner log's ``parameter_id``, ``nni-asenas query INDEX`` prints the row.
 
 ``--sleep-scale F`` sleeps ``F x simulated_seconds`` before reporting, so a demo in the web UI looks like training.
 A malformed architecture ends the trial with exit status 2 and a one-line message (NNI marks it failed).
@@ -24,6 +25,7 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
+from nni_asenas.adapters.trial_api import with_parameter_id
 from nni_asenas.nasbench.nb201 import (
     DATASETS,
     FULL_EPOCHS,
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(args.sleep_scale * final["simulated_seconds"])
     for result in intermediate:
         nni.report_intermediate_result(result)
-    nni.report_final_result(final)
+    nni.report_final_result(with_parameter_id(final))
     return 0
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).resolve().parent / "_nnictl_scenario.py"
-METRIC_KEYS = {"default", "test_accuracy", "params_M", "flops_M", "simulated_seconds", "nb201_index"}
+METRIC_KEYS = {"default", "test_accuracy", "params_M", "flops_M", "simulated_seconds", "nb201_index", "parameter_id"}
 MIN_TRIALS, MIN_RESUMED, STOP_AFTER, CONCURRENCY = 12, 8, 6, 4
 
 
@@ -108,6 +108,7 @@ def test_create_runs_concurrent_trials_with_metrics_in_the_web_ui(scenario: dict
     assert peak_running(first["trials"]) >= 2  # trialConcurrency 4: trials overlap
     finals = final_metrics(first["metrics"])
     assert len(finals) >= MIN_TRIALS and all(set(m) == METRIC_KEYS for m in finals.values())
+    assert all(m["parameter_id"] == pid for pid, m in finals.items())  # each names what it ran, patched NNI or not
     periodical = [m for m in first["metrics"] if m["type"] == "PERIODICAL"]
     assert len(periodical) >= 2 * MIN_TRIALS  # the 12- and 200-epoch points of each trial
     span_minutes = (max(t["endTime"] for t in succeeded) - min(t["startTime"] for t in first["trials"])) / 60000

@@ -70,3 +70,34 @@ def test_bad_arguments_exit_2(argv: list[str], nni_calls: dict[str, Any]) -> Non
     with pytest.raises(SystemExit) as exc:
         trial.main(argv)
     assert exc.value.code == 2
+
+
+class RecordingChannel:
+    """NNI's trial command channel as a trial under nnictl sees it: one parameter record in, metrics out."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record: dict[str, Any] | None = record
+        self.metrics: list[dict[str, Any]] = []
+
+    def receive_parameter(self) -> dict[str, Any] | None:
+        record, self.record = self.record, None
+        return record
+
+    def send_metric(self, **metric: Any) -> None:
+        self.metrics.append(metric)
+
+
+def test_the_final_metric_names_the_parameters_the_trial_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through NNI's real trial API: the metric's own parameter_id is the id NNI attaches to it."""
+    import nni.trial
+    from nni.runtime import trial_command_channel
+
+    channel = RecordingChannel({"parameter_id": 37, "parameter_source": "algorithm", "parameter_index": 0,
+                                "parameters": load_table().arch_dict(4321)})
+    monkeypatch.setattr(nni.trial, "_params", None)
+    monkeypatch.setattr(trial_command_channel, "_channel", channel)
+    assert trial.main(["--dataset", "cifar10"]) == 0
+    (final,) = [m for m in channel.metrics if m["type"] == "FINAL"]
+    assert final["parameter_id"] == 37 and final["value"]["parameter_id"] == 37
+    assert final["value"]["nb201_index"] == 4321 and set(final["value"]) == KEYS | {"parameter_id"}
+    assert all(m["parameter_id"] == 37 for m in channel.metrics) and len(channel.metrics) == 3
