@@ -23,6 +23,12 @@ def test_the_nasbench201_experiments_exist() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_nni_loads_the_config_and_builds_its_tuner(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = yaml.safe_load(path.read_text())["trainingService"]
+    for machine in service.get("machineList", []):  # NNI's loader wants the (placeholder) key file to exist
+        monkeypatch.setenv("HOME", str(tmp_path))
+        key = Path(machine["sshKeyFile"]).expanduser()
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text("placeholder\n")
     config = ExperimentConfig.load(str(path))
     config.validate()
     canonical = config.canonical_copy()  # paths resolved against the yml, search space read
@@ -57,3 +63,15 @@ def test_nasbench201_experiment_follows_the_protocol(dataset: str) -> None:
     assert config["trialCommand"].split() == ["python3", "-m", "nni_asenas.trials.nasbench201", "--dataset", dataset]
     assert config["tuner"]["className"] == "nni_asenas.AseNasTuner"
     assert config["tuner"]["classArgs"]["budget_seconds"] == BUDGET_SECONDS[dataset]
+
+
+def test_the_remote_experiment_is_the_cifar10_one_on_another_machine() -> None:
+    local = yaml.safe_load((EXPERIMENTS / "nasbench201-cifar10.yml").read_text())
+    remote = yaml.safe_load((EXPERIMENTS / "nasbench201-cifar10-remote.yml").read_text())
+    assert remote["tuner"] == local["tuner"] and remote["trialConcurrency"] == local["trialConcurrency"]
+    interpreter, *arguments = remote["trialCommand"].split()
+    assert Path(interpreter).is_absolute() and arguments == local["trialCommand"].split()[1:]
+    assert remote["nniManagerIp"] and remote["trainingService"]["platform"] == "remote"
+    (machine,) = remote["trainingService"]["machineList"]
+    assert {"host", "user", "sshKeyFile", "pythonPath"} <= set(machine) and "password" not in machine
+    assert Path(machine["pythonPath"]) == Path(interpreter).parent
