@@ -33,12 +33,12 @@ from nni_asenas.errors import UsageError
 
 __all__ = [
     "BACKUP_SUFFIX", "ORIGINAL_SHA256", "PATCHED_SHA256", "PatchStatus", "apply", "compat_js_path", "listing_warning",
-    "patched_source", "revert", "status",
+    "original_source", "patched_source", "revert", "status",
 ]
 
 COMPAT_JS = Path("training_service", "v3", "compat.js")  # inside the nni_node package
 ORIGINAL_SHA256 = "9334774e798bd14efc5ccc0c78eef8d5fd14f91ead38ab71e9f468cdf9c05e99"  # nni 3.0 wheel
-PATCHED_SHA256 = "db1952211e93c9edb84d00a1acdb3610dae579da642d6f35388e902a43160b96"  # patched_source(original)
+PATCHED_SHA256 = "8ebb1bb787dcfc25620d29976539075282be53787c8dea8672adedaf6643296d"  # patched_source(original)
 BACKUP_SUFFIX = ".nni-asenas-orig"
 MARKER = "nni-asenas nni-patch"
 
@@ -94,8 +94,8 @@ _EDITS: tuple[tuple[str, str], ...] = (
         "            }\n"
         "        }\n"
         "        if (created) {\n"
-        f"            logger.info('Trial', created, 'is bound to parameter', form.hyperParameters.index, "
-        f"'of sequence', form.sequenceId, '({MARKER})');\n"
+        f"            logger.info('Trial', created, 'is bound to the parameters of sequence', form.sequenceId, "
+        f"'({MARKER})');\n"
         "        }\n"
         "        return created;\n"
         "    }\n"
@@ -114,7 +114,7 @@ def patched_source(original: bytes) -> bytes:
     return text.encode("utf-8")
 
 
-def _original_source(patched: bytes) -> bytes:
+def original_source(patched: bytes) -> bytes:
     """The inverse of :func:`patched_source` (used by revert when the backup is gone), checked by sha256."""
     text = patched.decode("utf-8")
     for old, new in reversed(_EDITS):
@@ -205,7 +205,7 @@ def revert(path: Path | None = None) -> tuple[PatchStatus, bool]:
     _require_known(before)
     data = _read(backup) if before.backup is not None else b""
     if _sha256(data) != ORIGINAL_SHA256:
-        data = _original_source(before.path.read_bytes())
+        data = original_source(before.path.read_bytes())
     _write_atomic(before.path, data, like=before.path)
     after = status(before.path)
     if after.state != "original":

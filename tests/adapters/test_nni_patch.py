@@ -23,7 +23,7 @@ def installed_original() -> bytes:
     if found.state == "original":
         return found.path.read_bytes()
     if found.state == "patched":
-        return nni_patch._original_source(found.path.read_bytes())
+        return nni_patch.original_source(found.path.read_bytes())
     pytest.skip(f"the installed NNI is not 3.0: {found.describe()}")
 
 
@@ -47,7 +47,7 @@ def test_the_patch_turns_the_exact_original_into_the_exact_patched_file(compat_j
     text = patched.decode()
     assert "this.parameters.push" not in text and nni_patch.MARKER in text
     assert text.count("this.allocatedParameters.set(trialId, form.hyperParameters.value)") == 1  # before createTrial
-    assert nni_patch._original_source(patched) == original
+    assert nni_patch.original_source(patched) == original
     with pytest.raises(UsageError, match="not NNI 3.0's compat.js"):
         nni_patch.patched_source(original + b"\n")
 

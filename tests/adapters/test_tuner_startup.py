@@ -52,7 +52,7 @@ def test_the_tuner_warns_about_an_unfixed_nni_and_names_the_command(
         pytest.skip(f"the installed NNI is not 3.0: {found.describe()}")
     data = found.path.read_bytes()
     copy = tmp_path / "compat.js"
-    copy.write_bytes(nni_patch._original_source(data) if found.state == "patched" else data)
+    copy.write_bytes(nni_patch.original_source(data) if found.state == "patched" else data)
     monkeypatch.setattr(nni_patch, "compat_js_path", lambda: copy)
     with caplog.at_level(logging.WARNING, logger="nni_asenas.adapters.tuner"):
         AseNasTuner(seed=0)

@@ -26,7 +26,7 @@ def nni_node_copy(tmp_path: Path) -> Path:
     if found.state == "unknown":
         pytest.skip(f"the installed NNI is not 3.0: {found.describe()}")
     data = found.path.read_bytes()
-    original = nni_patch._original_source(data) if found.state == "patched" else data
+    original = nni_patch.original_source(data) if found.state == "patched" else data
     package = tmp_path / "nni_node"
     (package / nni_patch.COMPAT_JS).parent.mkdir(parents=True)
     (package / "__init__.py").write_text('"""A copy of NNI\'s node package for a test."""\n')
