@@ -53,10 +53,25 @@ def wait_for_port(port: int, deadline: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def create(config: Path, attempts: int = 3) -> int:
+    """``nnictl create`` on a free port; returns the port. NNI's launcher gives its node manager about 3 s to answer,
+    which a loaded machine can miss (nnictl then stops it and says "Create experiment failed"): that is retried."""
+    for attempt in range(attempts):
+        port = free_port()
+        try:
+            nnictl("create", "--config", str(config), "--port", str(port))
+            return port
+        except RuntimeError as exc:
+            if "Create experiment failed" not in str(exc) or attempt == attempts - 1:
+                raise
+            print(f"nnictl create: the manager did not answer in time; retrying ({exc!s:.200})", file=sys.stderr)
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
 def run_experiment(config: Path, n_trials: int, wait_seconds: float, workdir: Path) -> dict[str, Any]:
-    port = free_port()
     started = time.monotonic()
-    nnictl("create", "--config", str(config), "--port", str(port))
+    port = create(config)
     try:
         deadline = time.monotonic() + wait_seconds
         wait_for_port(port, deadline)
