@@ -6,7 +6,7 @@ import argparse
 import csv
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -82,12 +82,12 @@ def resume_path(args: argparse.Namespace, output: Path) -> Path | None:
     return Path(args.resume)
 
 
-def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_summary(path: Path, rows: list[dict[str, Any]], *, fields: Sequence[str] = SUMMARY_FIELDS) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=list(fields))
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: row.get(key, "") for key in SUMMARY_FIELDS})
+            writer.writerow({key: row.get(key, "") for key in fields})
 
 
 def read_summary(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
