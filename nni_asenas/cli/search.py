@@ -1,4 +1,9 @@
-"""``nni-asenas search``: one simulated ASE-NAS search on the embedded NAS-Bench-201 table."""
+"""``nni-asenas search``: one ASE-NAS search.
+
+``--space nasbench201`` (default): simulated, on the embedded NAS-Bench-201 table. ``--space mobilenet``: the
+MobileNet-like ImageNet space, each proposal scored on a trained supernet (``--supernet CKPT --data DIR``) under a
+MAdds limit (see :mod:`nni_asenas.imagenet.supernet_search`).
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,14 @@ from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, normalize_datase
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="run ASE-NAS on the embedded NAS-Bench-201 table (simulated training)",
-        description="Run one ASE-NAS search on NAS-Bench-201 under the NATS-Bench protocol: signal = 12-epoch "
-        "validation accuracy, cost = 12/200 of the 200-epoch training time, reported = 200-epoch test accuracy.",
+        help="run ASE-NAS on the embedded NAS-Bench-201 table (simulated) or on a trained MobileNet-like supernet",
+        description="Run one ASE-NAS search. On NAS-Bench-201 (default) under the NATS-Bench protocol: signal = "
+        "12-epoch validation accuracy, cost = 12/200 of the 200-epoch training time, reported = 200-epoch test "
+        "accuracy. On the MobileNet-like space (--space mobilenet --supernet CKPT --data DIR): each proposal is a "
+        "sub-net of the supernet, scored by held-out top-1 after BatchNorm recalibration, under --max-madds.",
     )
-    parser.add_argument("--space", default="nasbench201", choices=["nasbench201"], help="search space (default: %(default)s)")
+    parser.add_argument("--space", default="nasbench201", choices=["nasbench201", "mobilenet"],
+                        help="search space (default: %(default)s)")
     parser.add_argument("--dataset", default="cifar10", help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
     parser.add_argument("--budget-seconds", type=float, metavar="S",
                         help="simulated-time budget (default: the protocol's " +
@@ -34,11 +42,53 @@ def add_parser(subparsers: Any) -> None:
                         help="ASE-NAS+: start from these architectures or from the final candidates of a result.json")
     parser.add_argument("--output", type=Path, metavar="DIR", help="write DIR/result.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("--space mobilenet (scoring sub-nets of a trained supernet)")
+    group.add_argument("--supernet", metavar="CKPT", help="checkpoint of python -m nni_asenas.trials.supernet (last.pth)")
+    group.add_argument("--data", metavar="DIR", help="the ImageFolder root the supernet was trained on")
+    group.add_argument("--max-madds", type=float, default=600e6,
+                       help="only networks within this many MAdds at --madds-resolution (default: 600e6)")
+    group.add_argument("--madds-resolution", type=int, default=224, help="(default: %(default)s)")
+    group.add_argument("--holdout", type=float, metavar="N",
+                       help="score on these training images instead of the supernet's own held-out split")
+    group.add_argument("--calib-images", type=int, default=2000,
+                       help="training images that recalibrate BatchNorm before each score (default: %(default)s)")
+    group.add_argument("--eval-batch-size", type=int, default=200, help="(default: %(default)s)")
+    group.add_argument("--workers", type=int, default=0, help="data-loader processes for reading images once")
+    group.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    group.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
     add_method_options(parser)
     parser.set_defaults(func=run)
 
 
+def _check_mobilenet(args: argparse.Namespace) -> None:
+    if args.supernet is None or args.data is None:
+        raise UsageError("--space mobilenet needs --supernet CKPT and --data DIR")
+    if args.budget_seconds is not None:
+        raise UsageError("--budget-seconds is for the simulated NAS-Bench-201 search; use --max-queries")
+    if args.max_queries is None:
+        args.max_queries = 200
+    if args.max_queries < 1:
+        raise UsageError(f"--max-queries must be >= 1, got {args.max_queries}")
+    if not (args.max_madds > 0 and math.isfinite(args.max_madds)):
+        raise UsageError(f"--max-madds must be a positive number, got {args.max_madds:g}")
+    for flag, value in (("--calib-images", args.calib_images), ("--eval-batch-size", args.eval_batch_size),
+                        ("--madds-resolution", args.madds_resolution)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    args.config = method_config(args)
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} exists and is not a directory")
+
+
 def _check(args: argparse.Namespace) -> None:
+    if args.space == "mobilenet":
+        _check_mobilenet(args)
+        return
+    for flag in ("supernet", "data", "holdout"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag} is for --space mobilenet")
     try:
         args.dataset = normalize_dataset(args.dataset)
     except ValueError as exc:
@@ -55,6 +105,8 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    if args.space == "mobilenet":
+        return _run_mobilenet(args)
     from nni_asenas.nasbench.simulator import (  # imports torch: after the argument checks
         read_initial_architectures,
         run_asenas,
@@ -104,6 +156,87 @@ def summary_table(result: dict[str, Any]) -> str:
         ("gap to the optimum", f"{best['gap_to_optimum']:.4f}" if best else "-"),
         ("queries", str(result["queries"])),
         ("simulated seconds", f"{result['simulated_seconds']:.0f} of {result['budget_seconds']:.0f}"),
+        ("wall seconds", f"{result['wall_seconds']:.2f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _run_mobilenet(args: argparse.Namespace) -> int:
+    from nni_asenas.imagenet.supernet_search import build_search_evaluator, run_supernet_search
+
+    initial = _read_mobilenet_init(args.init)
+    supernet, evaluator, meta = build_search_evaluator(
+        args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,
+        workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=args.max_queries, unit="query", desc="best -", file=sys.stderr, leave=False,
+                        bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} queries [{elapsed}<{remaining}]")
+
+    def on_query(entry: dict[str, Any]) -> None:
+        assert progress is not None
+        best = entry["best_top1"]
+        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
+                                 refresh=False)
+        progress.update(1)
+
+    extra = {"supernet": str(args.supernet), "supernet_epoch": meta["epoch"], "data": str(args.data),
+             "evaluator": {"calibration_images": evaluator.calibration_images,
+                           "evaluation_images": evaluator.evaluation_images, "device": str(evaluator.device),
+                           "img_size": meta["img_size"]}}
+    try:
+        result = run_supernet_search(
+            evaluator, max_queries=args.max_queries, seed=args.seed, max_madds=args.max_madds,
+            madds_resolution=args.madds_resolution, width_mult=supernet.width_mult, num_classes=supernet.num_classes,
+            initial_architectures=initial, config=args.config, on_query=on_query if progress else None, extra=extra)
+    finally:
+        if progress is not None:
+            progress.close()
+    result["evaluator"]["seconds_per_query"] = evaluator.seconds_per_query()
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+        if result["best"] is not None:
+            (args.output / "arch.json").write_text(json.dumps(result["best"]["arch"], indent=1) + "\n")
+    print(mobilenet_summary_table(result))
+    if args.output is not None:
+        print(f"\nwrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] else ""))
+    return 0
+
+
+def _read_mobilenet_init(items: list[str]) -> list[dict[str, Any]]:
+    """ASE-NAS+ starting points for the MobileNet-like space: architecture JSON files, or result.json files
+    (their final candidates)."""
+    archs: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            document = json.loads(Path(item).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--init {item}: not a readable JSON file ({exc.__class__.__name__})") from None
+        found = document.get("candidates", [document]) if isinstance(document, dict) else None
+        if not isinstance(found, list) or not all(isinstance(arch, dict) for arch in found):
+            raise UsageError(f"--init {item}: expected an architecture object or a result.json with 'candidates'")
+        archs.extend(found)
+    return archs
+
+
+def mobilenet_summary_table(result: dict[str, Any]) -> str:
+    best = result["best"]
+    depths = (lambda arch: "-".join(str(arch[f"s{i}_depth"]) for i in range(1, 6)))
+    rows = [
+        ("strategy", f"{result['strategy']} (seed {result['seed']})"),
+        ("space", "mobilenet (supernet " + result["supernet"] + f", epoch {result['supernet_epoch']})"),
+        ("chosen architecture", f"depths {depths(best['arch'])} (arch.json / result.json)" if best else "-"),
+        ("its held-out top-1", f"{best['top1']:.2f} %" if best else "-"),
+        ("its MAdds", f"{best['madds'] / 1e6:.1f} M at {result['madds_resolution']} px (limit "
+                      f"{result['max_madds'] / 1e6:.1f} M)" if best else "-"),
+        ("its parameters", f"{best['params'] / 1e6:.2f} M" if best else "-"),
+        ("queries", f"{result['queries']} ({result['failed_queries']} failed)"),
+        ("seconds per query", f"{result['evaluation_seconds_per_query']:.2f} (scoring "
+                              f"{result['evaluator']['evaluation_images']} held-out images)"),
         ("wall seconds", f"{result['wall_seconds']:.2f}"),
     ]
     width = max(len(name) for name, _ in rows)
