@@ -5,7 +5,9 @@ scorer (normally a :class:`~nni_asenas.imagenet.evaluator.SubnetEvaluator`) unde
 searcher's ``constraint``, so an over-limit architecture is never proposed, let alone scored. It returns the
 ``result.json`` document of ``nni-asenas search --space mobilenet`` (same shape as the NAS-Bench-201 search's:
 strategy, seed, queries, best, candidates, settings, trajectory, plus the MAdds and parameters of the winner).
-:func:`build_search_evaluator` makes the scorer from a supernet checkpoint and the dataset it was trained on.
+:func:`build_search_evaluator` makes the scorer from a supernet checkpoint and the dataset it was trained on;
+:func:`as_nni_evaluator` wraps it as an NNI evaluator, so that :class:`~nni_asenas.adapters.strategy.AseNas` (or any
+NNI strategy) searches :class:`~nni_asenas.imagenet.nni_space.MobileNetLikeSpace` with supernet scores.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from nni_asenas.config import AseNasConfig, resolve_config
 from nni_asenas.errors import UsageError
 from nni_asenas.imagenet import space as mobilenet
 
-__all__ = ["build_search_evaluator", "run_supernet_search"]
+__all__ = ["as_nni_evaluator", "build_search_evaluator", "mobilenet_key", "run_supernet_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +167,25 @@ def mobilenet_key(arch: Mapping[str, Any]) -> str:
     import json
 
     return json.dumps(sorted(mobilenet.canonical_arch(arch).items()))
+
+
+def _report_subnet_score(model: Any, evaluate: Callable[[Mapping[str, Any]], float]) -> float:
+    """An NNI trial of a frozen :class:`MobileNetLikeSpace`: score its architecture, report it as the final result."""
+    import nni
+
+    arch = getattr(getattr(model, "net", model), "arch", None)
+    if not isinstance(arch, Mapping):
+        raise TypeError(f"cannot read an architecture from {type(model).__name__}: expected a frozen "
+                        "MobileNetLikeSpace (or a MobileNetLike network)")
+    value = float(evaluate(arch))
+    nni.report_final_result(value)
+    return value
+
+
+def as_nni_evaluator(evaluate: Callable[[Mapping[str, Any]], float]) -> Any:
+    """An NNI ``FunctionalEvaluator`` that scores each frozen :class:`MobileNetLikeSpace` with ``evaluate`` (top-1
+    percent, reported as the trial's final result). It runs in the strategy's process: use NNI's sequential
+    execution engine (the supernet and the cached images are not sent to trial processes)."""
+    from nni.nas.evaluator import FunctionalEvaluator
+
+    return FunctionalEvaluator(_report_subnet_score, evaluate=evaluate)

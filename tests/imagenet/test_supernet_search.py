@@ -54,6 +54,31 @@ def test_search_never_proposes_an_over_limit_network(checkpoint: Path, image_fol
     assert evaluator.n_evaluated < evaluator.n_queries  # the second search was answered from the cache
 
 
+def test_asenas_strategy_with_the_supernet_as_nni_evaluator(checkpoint: Path, image_folder: Path) -> None:
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import ModelStatus, RawFormatModelSpace
+
+    from nni_asenas import AseNas
+    from nni_asenas.imagenet.nni_space import MobileNetLikeSpace
+    from nni_asenas.imagenet.supernet_search import as_nni_evaluator
+
+    _, evaluator, _ = build_search_evaluator(str(checkpoint), str(image_folder), calib_images=6, batch_size=6,
+                                             device="cpu")
+    space = RawFormatModelSpace(MobileNetLikeSpace(width_mult=0.25, num_classes=3, max_madds=LIMIT),
+                                as_nni_evaluator(evaluator))
+    strategy = AseNas(seed=0, k=2)
+    engine = SequentialExecutionEngine(max_model_count=6)
+    strategy(space, engine)
+    models = list(engine.list_models())
+    assert len(models) == 6 and all(model.status == ModelStatus.Trained for model in models)
+    for model in models:
+        arch = mobilenet.canonical_arch(model.sample)
+        assert mobilenet.count_madds(arch, width_mult=0.25, num_classes=3) <= LIMIT
+        assert model.metric == evaluator(arch)
+    assert evaluator.n_evaluated == len({json.dumps(sorted(mobilenet.canonical_arch(m.sample).items()))
+                                         for m in models})
+
+
 def test_failed_queries_do_not_end_the_search() -> None:
     calls: list[int] = []
 
