@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NHWC memory format (default: on for CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across processes")
+    g.add_argument("--init-from", metavar="SUPERNET_CKPT",
+                   help="start from this architecture's weights in a supernet checkpoint (python -m "
+                   "nni_asenas.trials.supernet's last.pth): fine-tuning, OFA-style, instead of a random start")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--log-interval", type=int, default=50, help="steps between progress lines")
     return p
@@ -325,6 +328,8 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
     torch.manual_seed(args.seed)
     raw: nn.Module = mobilenet.MobileNetLike(arch, width_mult=args.width_mult, num_classes=len(classes),
                                              dropout=args.dropout)
+    if args.init_from:  # read on rank 0 (as checkpoints are), the weights shared with every rank
+        raw.load_state_dict(on_main(lambda: _subnet_state(args.init_from, arch, classes, args.width_mult), env))
     if args.sync_bn and env.world > 1:
         raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
     raw = raw.to(env.device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs lack this overload
@@ -350,11 +355,28 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
             "global_batch": global_batch, "lr": base_lr, "device": str(env.device),
             "amp": str(amp).replace("torch.", "") if amp else "off", "channels_last": channels_last,
             "torch": str(torch.__version__), "train_images": len(train_set), "eval_images": len(eval_set),
-            "eval_set": eval_name, "workers": workers}
+            "eval_set": eval_name, "workers": workers, "init_from": args.init_from}
     fraction = args.max_bad_images_fraction
     return _Run(loop, eval_model, sampler, train_loader, eval_loader, eval_name, info,
                 BadImages("training", len(train_set), fraction, logger),
                 BadImages("evaluation", len(eval_set), fraction, logger))
+
+
+def _subnet_state(checkpoint: str, arch: dict[str, int], classes: list[str], width_mult: float) -> dict[str, Any]:
+    """``arch``'s weights and BN statistics in the supernet of ``checkpoint`` (a MobileNetLike state dict)."""
+    from nni_asenas.imagenet.supernet_train import load_supernet
+
+    try:
+        supernet, meta = load_supernet(checkpoint)
+    except UsageError as exc:
+        raise UsageError(f"--init-from: {exc}") from None
+    if meta["classes"] != classes:
+        raise UsageError(f"--init-from {checkpoint}: the supernet was trained on other classes "
+                         f"({len(meta['classes'])} vs {len(classes)} class folders, or other names)")
+    if supernet.width_mult != width_mult:
+        raise UsageError(f"--init-from {checkpoint}: the supernet has width {supernet.width_mult:g}, not "
+                         f"--width-mult {width_mult:g}")
+    return dict(supernet.extract(arch).state_dict())
 
 
 def _restore(loop: TrainLoop, resume_from: Path, args: argparse.Namespace, arch: dict[str, int],
@@ -391,6 +413,8 @@ def _write_run_info(args: argparse.Namespace, output: Path, run_: _Run, resume_f
     with open(output / "args.yaml", "w", encoding="utf-8") as handle:
         yaml.safe_dump({"args": vars(args), "resolved": info}, handle, sort_keys=False)
     logger.info("architecture %s", json.dumps(info["arch"]))
+    if info["init_from"]:
+        logger.info("weights from the supernet %s", info["init_from"])
     logger.info("%.1f M MAdds at %d px, %.2f M parameters, %d classes; %d training images, evaluation on %s",
                 info["madds"] / 1e6, args.madds_resolution, info["params"] / 1e6, info["num_classes"],
                 info["train_images"], run_.eval_name)
