@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=5)
     p.add_argument("--max-madds", type=float, default=600e6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--skip-training", action="store_true", help="measure the evaluator only")
     p.add_argument("--json", help="also write the measurements to this file")
     return p.parse_args(argv)
 
@@ -118,9 +120,11 @@ def measure_evaluator(args: argparse.Namespace, device: torch.device, supernet: 
     supernet.eval()
     evaluator(sampler.sample(10_000))  # warm-up query (cudnn autotuning, allocator), not counted
     evaluator.seconds, evaluator.n_evaluated = 0.0, 0
+    cpu_start = time.process_time()
     for query in range(args.queries):
         evaluator(sampler.sample(query))
     return {"queries": args.queries, "seconds_per_query": evaluator.seconds_per_query(),
+            "process_cpu_seconds_per_query": (time.process_time() - cpu_start) / args.queries,
             "calibration_images": evaluator.calibration_images, "evaluation_images": evaluator.evaluation_images}
 
 
@@ -134,22 +138,26 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if args.threads:
+        torch.set_num_threads(args.threads)
     amp = torch.bfloat16 if args.amp == "bf16" else None
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.manual_seed(args.seed)
     supernet = MobileNetSupernet(width_mult=args.width_mult, num_classes=args.num_classes)
     supernet.to(device, memory_format=memory_format)  # type: ignore[call-overload]
-    training = measure_training(args, device, supernet, amp, memory_format)
+    training = None if args.skip_training else measure_training(args, device, supernet, amp, memory_format)
     evaluation = measure_evaluator(args, device, supernet, amp, args.channels_last)
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "settings": vars(args), "training": training, "evaluator": evaluation}
     print(f"device {result['device']}, {args.img_size} px, width {args.width_mult}, amp {args.amp}, "
           f"channels_last {args.channels_last}")
-    print(f"supernet training ({args.sampling}, {training['subnets_per_step']} sub-nets per step, batch "
-          f"{args.batch_size}): {training['images_per_s']:.1f} images/s, {training['seconds_per_step']:.3f} s per "
-          f"step, {training['subnet_passes_per_s']:.2f} sub-net passes/s"
-          + (f", peak {training['peak_memory_gib']:.1f} GiB" if training["peak_memory_gib"] else ""))
-    print(f"evaluator: {evaluation['seconds_per_query']:.3f} s per query (BN recalibration on "
+    if training is not None:
+        print(f"supernet training ({args.sampling}, {training['subnets_per_step']} sub-nets per step, batch "
+              f"{args.batch_size}): {training['images_per_s']:.1f} images/s, {training['seconds_per_step']:.3f} s "
+              f"per step, {training['subnet_passes_per_s']:.2f} sub-net passes/s"
+              + (f", peak {training['peak_memory_gib']:.1f} GiB" if training["peak_memory_gib"] else ""))
+    print(f"evaluator: {evaluation['seconds_per_query']:.3f} s per query, "
+          f"{evaluation['process_cpu_seconds_per_query']:.3f} process CPU s (BN recalibration on "
           f"{evaluation['calibration_images']} images, top-1 on {evaluation['evaluation_images']})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
