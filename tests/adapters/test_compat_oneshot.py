@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
 import torch
 
 from nni_asenas.adapters.compat import SeededRandomOneShot, SeededRandomSamplingModule
@@ -47,6 +48,7 @@ def _train_with_nni(seed: int) -> tuple[list[dict], dict[str, torch.Tensor], Mob
     return samples, {key: space.state_dict()[key] for key in sorted(changed)}, space
 
 
+@pytest.mark.slow  # three Lightning fits: a minute or two on two cores
 def test_nni_one_shot_loop_trains_the_supernet_space_reproducibly() -> None:
     samples, changed, space = _train_with_nni(seed=4)
     assert len(samples) == 2 and samples[0] != samples[1]
