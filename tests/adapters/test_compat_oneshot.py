@@ -67,3 +67,28 @@ def test_nni_one_shot_loop_trains_the_supernet_space_reproducibly() -> None:
     with torch.no_grad():
         supernet.activate(arch)
         assert torch.equal(supernet.extract(arch).eval()(x), supernet(x))
+
+
+def test_seeded_sampling_is_reproducible_and_drives_every_layer() -> None:
+    from nni.nas.evaluator.pytorch.lightning import ClassificationModule
+
+    space = MobileNetSupernetSpace(width_mult=0.25, num_classes=3)
+    SeededRandomOneShot(seed=0).mutate_model(space)
+
+    def draws(seed: int) -> list[dict]:
+        training = ClassificationModule(num_classes=3, export_onnx=False)
+        training.set_model(space)
+        module = SeededRandomSamplingModule(training, seed=seed)
+        return [module.resample() for _ in range(3)]
+
+    first = draws(7)
+    assert first == draws(7) and first != draws(8) and len({repr(s) for s in first}) == 3
+    supernet = MobileNetSupernet(space=space).eval()  # wrapping activates the largest; make the last draw active again
+    training = ClassificationModule(num_classes=3, export_onnx=False)
+    training.set_model(space)
+    module = SeededRandomSamplingModule(training, seed=7)
+    sample = [module.resample() for _ in range(3)][-1]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = supernet(x)
+        assert torch.equal(supernet.extract(sample).eval()(x), out)
