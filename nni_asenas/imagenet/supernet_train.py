@@ -241,12 +241,13 @@ def _average_gradients(parameters: list[nn.Parameter], env: ProcessEnv) -> None:
 
 
 def train_step(run_: SupernetRun, images: torch.Tensor, targets: torch.Tensor, archs: list[dict[str, int]],
-                args: argparse.Namespace, parameters: list[nn.Parameter]) -> float:
-    """One optimiser step over ``archs`` on one batch; returns the first sub-net's loss."""
+               args: argparse.Namespace, parameters: list[nn.Parameter]) -> torch.Tensor:
+    """One optimiser step over ``archs`` on one batch; returns the first sub-net's loss (detached, on the device:
+    reading it would wait for the GPU)."""
     supernet = run_.supernet
     run_.optimizer.zero_grad(set_to_none=True)
     teacher: torch.Tensor | None = None
-    first_loss = 0.0
+    first_loss = torch.zeros((), device=images.device)
     for index, arch in enumerate(archs):
         supernet.activate(arch)
         with _autocast(run_):
@@ -256,7 +257,7 @@ def train_step(run_: SupernetRun, images: torch.Tensor, targets: torch.Tensor, a
         else:
             loss = -(teacher * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
         if index == 0:
-            first_loss = float(loss.detach())
+            first_loss = loss.detach()
             if args.sampling == "sandwich" and args.distill:
                 teacher = F.softmax(logits.detach().float(), dim=1)
         run_.scaler.scale(loss).backward()
@@ -276,7 +277,8 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
     env = run_.env
     run_.supernet.train()
     parameters = list(run_.supernet.parameters())
-    loss_sum, seen = 0.0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
+    seen = 0
     digest = ""
     start = window = time.perf_counter()
     lr = run_.base_lr
@@ -290,19 +292,22 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
         images = images.to(env.device, non_blocking=True, memory_format=run_.memory_format)
         targets = targets.to(env.device, non_blocking=True)
         loss = train_step(run_, images, targets, archs, args, parameters)
-        if not math.isfinite(loss):
-            raise RuntimeError(f"training diverged: loss is {loss} in epoch {epoch + 1}, step {index + 1}")
         run_.step += 1
-        loss_sum += loss * images.shape[0]
+        loss_sum += loss.double() * images.shape[0]
         seen += images.shape[0]
-        if (index + 1) % args.log_interval == 0 and env.main:
-            synchronize(env.device)
-            logger.info("epoch %d step %d/%d loss %.4f lr %.5f %.1f s", epoch + 1, index + 1, len(loader),
-                        loss_sum / seen, lr, time.perf_counter() - window)
+        if (index + 1) % args.log_interval == 0:
+            running = loss_sum.item() / seen
+            if not math.isfinite(running):
+                raise RuntimeError(f"training diverged: loss is {running} in epoch {epoch + 1}, step {index + 1}")
+            if env.main:
+                logger.info("epoch %d step %d/%d loss %.4f lr %.5f %.1f s", epoch + 1, index + 1, len(loader),
+                            running, lr, time.perf_counter() - window)
             window = time.perf_counter()
     synchronize(env.device)
     seconds = time.perf_counter() - start
-    total_loss, total_seen = all_sum([loss_sum, float(seen)], env)
+    total_loss, total_seen = all_sum([loss_sum.item(), float(seen)], env)
+    if not math.isfinite(total_loss):
+        raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
     return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "subnets": digest, "epoch_seconds": seconds,
             "train_images_per_s": total_seen / max(seconds, 1e-9)}
 
