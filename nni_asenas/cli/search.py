@@ -77,9 +77,10 @@ def _check_mobilenet(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    args.seed = check_seed(args.seed, "--seed")
     args.config = method_config(args)
-    if args.output is not None and args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {args.output} exists and is not a directory")
+    if args.output is not None:
+        prepare_output_dir(args.output)  # before the search: its result must have a place to go
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -197,10 +198,9 @@ def _run_mobilenet(args: argparse.Namespace) -> int:
             progress.close()
     result["evaluator"]["seconds_per_query"] = evaluator.seconds_per_query()
     if args.output is not None:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_result(args.output / "result.json", json.dumps(result, indent=1) + "\n")
         if result["best"] is not None:
-            (args.output / "arch.json").write_text(json.dumps(result["best"]["arch"], indent=1) + "\n")
+            write_result(args.output / "arch.json", json.dumps(result["best"]["arch"], indent=1) + "\n")
     print(mobilenet_summary_table(result))
     if args.output is not None:
         print(f"\nwrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] else ""))

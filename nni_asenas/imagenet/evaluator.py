@@ -26,7 +26,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from nni_asenas.errors import UsageError
+from nni_asenas.errors import DataError, UsageError
 
 __all__ = ["SubnetEvaluator", "image_folder_batches", "normalize_uint8", "recalibrate_batchnorm", "top1_percent"]
 
@@ -170,6 +170,18 @@ class SubnetEvaluator:
                 f"cached={len(self._cache)})")
 
 
+def _read_image(path: str) -> Any:
+    """An RGB image, or a one-line :class:`DataError` naming the file (the evaluator's images are fixed: it cannot
+    skip one and stay comparable across queries)."""
+    from torchvision.datasets.folder import default_loader
+
+    try:
+        return default_loader(path)
+    except Exception as exc:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path} cannot be read ({reason})") from None
+
+
 def image_folder_batches(root: str, *, holdout: float, data_seed: int = 0, calib_images: int = 2000,
                          img_size: int = 224, crop_pct: float = 0.875, interpolation: str = "bilinear",
                          batch_size: int = 200, workers: int = 0, val_subset: float = 1.0,
@@ -196,14 +208,14 @@ def image_folder_batches(root: str, *, holdout: float, data_seed: int = 0, calib
     mode = T.InterpolationMode.BICUBIC if interpolation == "bicubic" else T.InterpolationMode.BILINEAR
     transform = T.Compose([T.Resize(int(math.floor(img_size / crop_pct)), interpolation=mode),
                            T.CenterCrop(img_size), T.PILToTensor()])
-    folder = ImageFolder(f"{root}/train", transform=transform)
+    folder = ImageFolder(f"{root}/train", transform=transform, loader=_read_image)
     held = stratified_subset(folder.targets, holdout, data_seed, what="--holdout") if holdout else []
     held_set = set(held)
     rest = [index for index in range(len(folder)) if index not in held_set]
     chosen = stratified_subset([folder.targets[i] for i in rest], min(calib_images, len(rest)), data_seed + 3,
                                what="calibration images")
     calibration = [rest[i] for i in chosen]
-    scored_folder = folder if holdout else ImageFolder(f"{root}/val", transform=transform)
+    scored_folder = folder if holdout else ImageFolder(f"{root}/val", transform=transform, loader=_read_image)
     scored = held if holdout else list(range(len(scored_folder)))
     if val_subset != 1:
         picked = stratified_subset([scored_folder.targets[i] for i in scored], val_subset, data_seed + 2,

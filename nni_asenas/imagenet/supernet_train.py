@@ -48,10 +48,18 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from nni_asenas.errors import UsageError
+from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.checkpoints import read_summary, resume_path, save_atomic, write_summary
-from nni_asenas.imagenet.data import build_datasets, build_loaders, check_dataset, epoch_seed
+from nni_asenas.imagenet.data import (
+    MAX_BAD_IMAGES_FRACTION,
+    MAX_BAD_IN_A_ROW,
+    BadImages,
+    build_datasets,
+    build_loaders,
+    check_dataset,
+    epoch_seed,
+)
 from nni_asenas.imagenet.engine import (
     ProcessEnv,
     all_sum,
@@ -73,7 +81,7 @@ logger = logging.getLogger("nni_asenas.imagenet.supernet")
 PROGRAM = "nni_asenas.trials.supernet"
 CHECKPOINT_KIND = "nni-asenas-mobilenet-supernet"
 SUMMARY_FIELDS = ("epoch", "lr", "train_loss", "largest_top1", "smallest_top1", "subnets", "epoch_seconds",
-                  "train_images_per_s")
+                  "train_images_per_s", "train_bad_images")
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -118,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--calib-images", type=int, default=2000,
                    help="training images that recalibrate BatchNorm before each per-epoch score")
     g.add_argument("--data-seed", type=int, default=0, help="seed of subsets and the hold-out split")
+    g.add_argument("--max-bad-images-fraction", type=float, default=MAX_BAD_IMAGES_FRACTION, metavar="FRACTION",
+                   help="unreadable training images are skipped (logged, counted); stop with a data error when an "
+                   "epoch meets more than this share of them (default: %(default)s)")
     g.add_argument("--workers", type=int, help="data-loader processes per GPU (default: CPUs / local processes)")
     g.add_argument("--prefetch-factor", type=int, default=4)
     g = p.add_argument_group("model and hardware")
@@ -147,6 +158,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--label-smoothing and --dropout must be in [0, 1)")
     if args.warmup_epochs < 0 or args.min_lr < 0 or args.max_madds < 0:
         raise UsageError("--warmup-epochs, --min-lr and --max-madds must not be negative")
+    if not 0 <= args.max_bad_images_fraction < 1:
+        raise UsageError(f"--max-bad-images-fraction must be in [0, 1), got {args.max_bad_images_fraction:g}")
     if not 0 <= args.seed <= 2 ** 32 - 1:
         raise UsageError(f"--seed must be in 0..{2 ** 32 - 1}, got {args.seed}")
 
@@ -273,8 +286,12 @@ def _autocast(run_: SupernetRun) -> Any:
     return torch.autocast(run_.env.device.type, dtype=run_.amp)
 
 
-def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Namespace) -> dict[str, Any]:
+def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Namespace,
+                 bad_images: BadImages) -> dict[str, Any]:
+    """One pass over the training loader. Unreadable images (replaced by readable ones in the batch, as in the
+    ImageNet trial) are counted; too many stop the run with a :class:`DataError` (all ranks together at the end)."""
     env = run_.env
+    bad_images.start_pass()
     run_.supernet.train()
     parameters = list(run_.supernet.parameters())
     loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
@@ -282,7 +299,14 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
     digest = ""
     start = window = time.perf_counter()
     lr = run_.base_lr
-    for index, (images, targets) in enumerate(loader):
+    for index, (images, targets, bad) in enumerate(loader):
+        if bad:
+            bad_images.add(bad)
+            if env.world == 1:
+                bad_images.check()
+        if targets.shape[0] < (loader.batch_size or 0):  # an item gave up after MAX_BAD_IN_A_ROW unreadable images
+            raise DataError(f"{MAX_BAD_IN_A_ROW} training images in a row cannot be read, the last "
+                            f"{bad[-1][0]} ({bad[-1][1]})")
         lr = lr_at(run_.step, total_steps=run_.total_steps, warmup_steps=run_.warmup_steps, base_lr=run_.base_lr,
                    min_lr=args.min_lr)
         for group in run_.optimizer.param_groups:
@@ -305,11 +329,13 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
             window = time.perf_counter()
     synchronize(env.device)
     seconds = time.perf_counter() - start
-    total_loss, total_seen = all_sum([loss_sum.item(), float(seen)], env)
+    total_loss, total_seen, total_bad = all_sum([loss_sum.item(), float(seen), float(len(bad_images.this_pass))],
+                                                env)
+    bad_images.check(round(total_bad))  # the shards of a pass are disjoint: the sum counts each image once
     if not math.isfinite(total_loss):
         raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
     return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "subnets": digest, "epoch_seconds": seconds,
-            "train_images_per_s": total_seen / max(seconds, 1e-9)}
+            "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
 
 
 def _check_ranks_agree(run_: SupernetRun, digest: str) -> None:
@@ -446,13 +472,14 @@ def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, classes: lis
             logger.info("resumed from %s after epoch %d", resume_from, start_epoch)
 
     rows = read_summary(output / "summary.csv", start_epoch) if env.main else []
+    train_bad = BadImages("training", len(train_set), args.max_bad_images_fraction, logger)
     evaluator = _evaluator(run_, args, classes) if env.main else None
     from nni_asenas.imagenet.supernet import largest_arch, smallest_arch
 
     for epoch in range(start_epoch, args.epochs):
         torch.manual_seed(epoch_seed(args.seed, epoch, 1 + env.rank))
         train_sampler.set_epoch(epoch)
-        row: dict[str, Any] = {"epoch": epoch + 1, **_train_epoch(run_, train_loader, epoch, args)}
+        row: dict[str, Any] = {"epoch": epoch + 1, **_train_epoch(run_, train_loader, epoch, args, train_bad)}
         _check_ranks_agree(run_, row["subnets"])
         share_buffers(supernet, env)
         if env.main:

@@ -43,13 +43,13 @@ def test_first_step_starts_from_the_supernet_weights(image_folder: Path, superne
     seen: dict[str, Any] = {}
     real_epoch = imagenet.train_one_epoch
 
-    def first_epoch(loop: Any, loader: Any, epoch: int, log_interval: int) -> dict[str, float]:
-        images, _ = next(iter(loader))
+    def first_epoch(loop: Any, loader: Any, epoch: int, log_interval: int, *rest: Any, **options: Any) -> Any:
+        images, _, _ = next(iter(loader))
         loop.raw.eval()
         with torch.no_grad():
             seen["outputs"] = loop.raw(images)
         seen["state"] = {key: value.clone() for key, value in loop.raw.state_dict().items()}
-        return real_epoch(loop, loader, epoch, log_interval)
+        return real_epoch(loop, loader, epoch, log_interval, *rest, **options)
 
     monkeypatch.setattr(imagenet, "train_one_epoch", first_epoch)
     monkeypatch.setattr(imagenet.nni, "report_intermediate_result", lambda value: None)
@@ -76,7 +76,7 @@ def _first_batch(image_folder: Path, argv: list[str]) -> torch.Tensor:
     sampler, loader, _ = build_loaders(train_set, eval_set, batch_size=args.batch_size, world=1, rank=0,
                                        seed=args.seed, workers=0, prefetch_factor=2, pin_memory=False)
     sampler.set_epoch(0)
-    images, _ = next(iter(loader))
+    images, _, _ = next(iter(loader))
     return images
 
 
