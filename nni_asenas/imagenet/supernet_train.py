@@ -353,7 +353,7 @@ def _check_ranks_agree(run_: SupernetRun, digest: str) -> None:
         raise RuntimeError(f"ranks hold different weights: checksums {[view[1] for view in views]}")
 
 
-def _evaluator(run_: SupernetRun, args: argparse.Namespace, classes: list[str]) -> SubnetEvaluator:
+def _evaluator(run_: SupernetRun, args: argparse.Namespace, classes: list[str], workers: int) -> SubnetEvaluator:
     """Scores sub-nets of the current weights exactly as the search will (the same batches: BN recalibration on
     ``--calib-images`` training images, top-1 on the held-out split or ROOT/val); rank 0 only."""
     from nni_asenas.imagenet.data import IMAGENET_MEAN, IMAGENET_STD
@@ -361,7 +361,7 @@ def _evaluator(run_: SupernetRun, args: argparse.Namespace, classes: list[str]) 
     calibration, evaluation, _ = image_folder_batches(
         args.data, holdout=args.holdout, data_seed=args.data_seed, calib_images=args.calib_images,
         img_size=args.img_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
-        batch_size=args.batch_size, workers=0, val_subset=args.val_subset, classes=classes)
+        batch_size=args.batch_size, workers=workers, val_subset=args.val_subset, classes=classes)
     prepare = normalize_uint8(IMAGENET_MEAN, IMAGENET_STD, device=run_.env.device,
                               channels_last=run_.memory_format == torch.channels_last)
     return SubnetEvaluator(run_.supernet.extract, calibration=calibration, evaluation=evaluation, prepare=prepare,
@@ -473,7 +473,7 @@ def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, classes: lis
 
     rows = read_summary(output / "summary.csv", start_epoch) if env.main else []
     train_bad = BadImages("training", len(train_set), args.max_bad_images_fraction, logger)
-    evaluator = _evaluator(run_, args, classes) if env.main else None
+    evaluator = _evaluator(run_, args, classes, workers) if env.main else None
     from nni_asenas.imagenet.supernet import largest_arch, smallest_arch
 
     for epoch in range(start_epoch, args.epochs):
