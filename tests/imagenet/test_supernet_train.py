@@ -203,3 +203,28 @@ def test_two_processes_train_the_same_subnets_and_resume_exactly_after_a_kill(im
     _finish(_torchrun(tiny_args(image_folder, killed, "--batch-size", "9", "--resume")))
     same_state(torch.load(straight / "last.pth", weights_only=True), torch.load(killed / "last.pth", weights_only=True))
     assert rows(straight / "summary.csv") == rows(killed / "summary.csv")
+
+
+
+def test_unreadable_training_images_are_counted_or_stop_the_run(image_folder: Path, tmp_path: Path,
+                                                                reports: dict[str, list],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from torchvision.datasets import ImageFolder
+
+    from nni_asenas.imagenet.data import stratified_subset
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    folder = ImageFolder(str(data / "train"))
+    held = set(stratified_subset(folder.targets, 6, 0, what="--holdout"))  # as --holdout 6 --data-seed 0
+    rest = [index for index in range(len(folder)) if index not in held]
+    calibration = {rest[i] for i in stratified_subset([folder.targets[i] for i in rest], 6, 3, what="calibration")}
+    victim = next(index for index in rest if index not in calibration)  # trained on, never scored
+    Path(folder.samples[victim][0]).write_bytes(b"not a jpeg")
+    common = ["--sampling", "uniform", "--batch-size", "9", "--max-bad-images-fraction"]
+    assert supernet_train.main(tiny_args(data, tmp_path / "strict", *common, "0", epochs=1)) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert supernet_train.main(tiny_args(data, tmp_path / "lenient", *common, "0.2", epochs=1)) == 0
+    assert [row["train_bad_images"] for row in rows(tmp_path / "lenient" / "summary.csv")] == ["1.0"]
