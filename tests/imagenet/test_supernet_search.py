@@ -54,7 +54,9 @@ def test_search_never_proposes_an_over_limit_network(checkpoint: Path, image_fol
     assert evaluator.n_evaluated < evaluator.n_queries  # the second search was answered from the cache
 
 
-def test_asenas_strategy_with_the_supernet_as_nni_evaluator(checkpoint: Path, image_folder: Path) -> None:
+def test_asenas_strategy_with_the_supernet_as_nni_evaluator(checkpoint: Path, image_folder: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import nni.trial
     from nni.nas.execution import SequentialExecutionEngine
     from nni.nas.space import ModelStatus, RawFormatModelSpace
 
@@ -68,6 +70,8 @@ def test_asenas_strategy_with_the_supernet_as_nni_evaluator(checkpoint: Path, im
                                 as_nni_evaluator(evaluator))
     strategy = AseNas(seed=0, k=2)
     engine = SequentialExecutionEngine(max_model_count=6)
+    # the in-process engine leaves its last trial's parameters in NNI's trial module: keep them out of later tests
+    monkeypatch.setattr(nni.trial, "_params", getattr(nni.trial, "_params", None), raising=False)
     strategy(space, engine)
     models = list(engine.list_models())
     assert len(models) == 6 and all(model.status == ModelStatus.Trained for model in models)
