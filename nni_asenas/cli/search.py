@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nni_asenas.cli import predictor as predictor_cli
 from nni_asenas.cli.options import add_method_options, method_config
 from nni_asenas.cli.outputs import prepare_output_dir, write_result
 from nni_asenas.config import check_seed
@@ -23,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
         description="Run one ASE-NAS search on NAS-Bench-201 under the NATS-Bench protocol: signal = 12-epoch "
         "validation accuracy, cost = 12/200 of the 200-epoch training time, reported = 200-epoch test accuracy.",
     )
-    parser.add_argument("--space", default="nasbench201", choices=["nasbench201"], help="search space (default: %(default)s)")
+    parser.add_argument("--space", default="nasbench201", choices=["nasbench201", "mobilenet"], help="search space (default: %(default)s)")
     parser.add_argument("--dataset", default="cifar10", help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
     parser.add_argument("--budget-seconds", type=float, metavar="S",
                         help="simulated-time budget (default: the protocol's " +
@@ -35,6 +36,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", type=Path, metavar="DIR", help="write DIR/result.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_method_options(parser)
+    predictor_cli.add_search_arguments(parser)  # --space mobilenet --predictor FILE: nni_asenas/cli/predictor.py
     parser.set_defaults(func=run)
 
 
@@ -54,6 +56,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.predictor is not None or args.space == "mobilenet":  # predictor-scored: nni_asenas/cli/predictor.py
+        return predictor_cli.run_search(args)
     _check(args)
     from nni_asenas.nasbench.simulator import (  # imports torch: after the argument checks
         read_initial_architectures,

@@ -1,0 +1,324 @@
+"""``nni-asenas predictor collect|train`` and ``nni-asenas search --space mobilenet --predictor FILE``.
+
+``collect`` measures sub-net accuracies on a supernet (the package's or OFA's released one) and appends
+(architecture, top-1) pairs to a JSONL file, resumably; ``train`` fits the authors' MLP accuracy predictor on
+them and reports Kendall's tau and the mean absolute error on held-out pairs. The search side lives here too
+(:func:`add_search_arguments`, :func:`run_search`) so that ``cli/search.py`` only delegates to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from nni_asenas.cli.options import method_config
+from nni_asenas.config import AseNasConfig, check_seed
+from nni_asenas.errors import UsageError
+
+MAX_MADDS_DEFAULT = 600e6
+DEFAULT_QUERIES = 1000
+
+
+# ------------------------------------------------------------------------------------------- nni-asenas predictor
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predictor",
+        help="collect (architecture, accuracy) pairs on a supernet and train an accuracy predictor",
+        description="The authors' ImageNet route: measure sub-nets of a supernet, train an MLP accuracy "
+        "predictor on them, then search against it with 'nni-asenas search --space mobilenet --predictor FILE'.",
+    )
+    actions = parser.add_subparsers(dest="predictor_action", metavar="ACTION", parser_class=type(parser))
+
+    collect = actions.add_parser("collect", help="measure random sub-nets and append the pairs to a JSONL file",
+                                 description="Measure uniformly sampled sub-nets (seeded) on a supernet and append "
+                                 "{arch, accuracy, seconds} lines to OUTPUT. Rerunning the same command resumes.")
+    source = collect.add_mutually_exclusive_group(required=True)
+    source.add_argument("--supernet", type=Path, metavar="CKPT", help="a supernet checkpoint of this package")
+    source.add_argument("--ofa", type=Path, metavar="CKPT",
+                        help="OFA's ofa_mbv3_d234_e346_k357_w1.2 weights (a state dict, or {'state_dict': ...})")
+    collect.add_argument("--data", type=Path, required=True, metavar="DIR", help="ImageFolder root of the data")
+    collect.add_argument("--n", type=int, required=True, metavar="N", help="number of measured sub-nets wanted")
+    collect.add_argument("--output", type=Path, required=True, metavar="PAIRS_JSONL", help="file to append to")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the sampled architectures (default: 0)")
+    collect.add_argument("--no-progress", action="store_true", help="no progress bar")
+    collect.set_defaults(func=run_collect)
+
+    train = actions.add_parser("train", help="train the accuracy predictor on pairs",
+                               description="Train the authors' MLP (200 -> 128 -> 128 -> 1, dropout) on the pairs "
+                               "(failed ones left out); print Kendall's tau and the MAE on the held-out split.")
+    train.add_argument("pairs", type=Path, nargs="+", metavar="PAIRS_JSONL", help="files written by 'collect'")
+    train.add_argument("--output", type=Path, required=True, metavar="FILE", help="where to write the predictor")
+    train.add_argument("--epochs", type=int, default=200, help="default: %(default)s")
+    train.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
+    train.add_argument("--learning-rate", type=float, default=0.1, help="SGD, Nesterov (default: %(default)s)")
+    train.add_argument("--weight-decay", type=float, default=3e-5, help="default: %(default)s")
+    train.add_argument("--dropout", type=float, default=0.5, help="default: %(default)s")
+    train.add_argument("--train-fraction", type=float, default=0.9,
+                       help="share of the pairs trained on; the rest is held out (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
+    train.set_defaults(func=run_train)
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _imagenet_module(name: str) -> Any:
+    """``nni_asenas.imagenet.<name>``: the supernet route's modules, imported only when a command needs them."""
+    return importlib.import_module(f"nni_asenas.imagenet.{name}")
+
+
+def _extractor(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any]:
+    """``arch -> MobileNetLike with weights`` from ``--ofa`` or ``--supernet``."""
+    if getattr(args, "ofa", None) is not None:
+        from nni_asenas.imagenet.ofa import OfaSupernetWeights
+
+        return OfaSupernetWeights.from_checkpoint(args.ofa).extract
+    return _imagenet_module("supernet").load_extractor(args.supernet)
+
+
+def supernet_evaluator(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], float]:
+    """The sub-net evaluator (BN recalibration + held-out top-1) over ``--ofa``/``--supernet`` and ``--data``."""
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data} is not a directory")
+    extract = _extractor(args)
+    return _imagenet_module("evaluator").SubnetEvaluator(extract, data=args.data)
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    check_seed(args.seed)
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    if args.output.exists() and not args.output.is_file():
+        raise UsageError(f"--output {args.output} exists and is not a file")
+    from nni_asenas.imagenet.predictor import read_pairs
+
+    already = sum(pair.accuracy is not None for pair in read_pairs(args.output)) if args.output.exists() else 0
+    evaluate = supernet_evaluator(args)
+    return _collect(evaluate, args, already)
+
+
+def _collect(evaluate: Callable[[Mapping[str, Any]], float], args: argparse.Namespace, already: int) -> int:
+    from nni_asenas.imagenet.predictor import Pair, collect_pairs
+
+    progress = None
+    if not args.no_progress and already < args.n:
+        from tqdm import tqdm
+
+        progress = tqdm(total=args.n, initial=min(already, args.n), unit="sub-net", file=sys.stderr, leave=False)
+
+    def on_pair(pair: Pair) -> None:
+        if pair.accuracy is None:
+            print(f"nni-asenas: evaluation failed ({pair.error}); recorded and skipped", file=sys.stderr)
+        elif progress is not None:
+            progress.set_description(f"last {pair.accuracy:.2f}%", refresh=False)
+            progress.update(1)
+
+    try:
+        pairs = collect_pairs(evaluate, args.output, n=args.n, seed=args.seed, on_pair=on_pair)
+    finally:
+        if progress is not None:
+            progress.close()
+    measured = [pair.accuracy for pair in pairs if pair.accuracy is not None]
+    failed = len(pairs) - len(measured)
+    print(f"{args.output}: {len(measured)} measured sub-nets ({len(measured) - already} new"
+          f"{f', {failed} failed' if failed else ''}); top-1 {min(measured):.2f}-{max(measured):.2f}%")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from nni_asenas.imagenet.predictor import PredictorTraining, read_pairs, train_predictor
+
+    check_seed(args.seed)
+    training = PredictorTraining(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                 weight_decay=args.weight_decay, dropout=args.dropout,
+                                 train_fraction=args.train_fraction)
+    if args.output.exists() and args.output.is_dir():
+        raise UsageError(f"--output {args.output} is a directory")
+    pairs = [pair for path in args.pairs for pair in read_pairs(path)]
+    start = time.perf_counter()
+    result = train_predictor(pairs, training=training, seed=args.seed)
+    metrics = {**result.metrics(), "pairs": [str(path) for path in args.pairs], "seed": args.seed,
+               "training": vars(training), "seconds": round(time.perf_counter() - start, 2)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result.predictor.save(args.output, metrics=metrics)
+    print(f"{args.output}: trained on {result.n_train} pairs; held-out {result.n_test}: Kendall tau "
+          f"{result.kendall_tau:.3f}, MAE {result.mae:.3f} points (train MAE {result.train_mae:.3f})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- the search side
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--predictor`` (and what goes with it) for ``nni-asenas search``; options already defined are kept."""
+    group = parser.add_argument_group("accuracy predictor (--space mobilenet)")
+    group.add_argument("--predictor", type=Path, metavar="FILE",
+                       help="search the MobileNet-like space against this predictor ('nni-asenas predictor train')")
+    group.add_argument("--rescore", type=int, default=0, metavar="N",
+                       help="re-score the N best predicted architectures on the supernet (--ofa/--supernet and "
+                       "--data) and report the best measured one (default: 0, no re-scoring)")
+    defined = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public query for this
+    if "--max-madds" not in defined:
+        group.add_argument("--max-madds", type=float, default=MAX_MADDS_DEFAULT, metavar="M",
+                           help="MAdds limit at 224 px (default: 600e6)")
+    if "--ofa" not in defined:
+        group.add_argument("--ofa", type=Path, metavar="CKPT", help="OFA w1.2 supernet weights, for --rescore")
+    if "--supernet" not in defined:
+        group.add_argument("--supernet", type=Path, metavar="CKPT", help="supernet checkpoint, for --rescore")
+    if "--data" not in defined:
+        group.add_argument("--data", type=Path, metavar="DIR", help="ImageFolder root, for --rescore")
+
+
+def _read_initial(paths: list[str]) -> list[dict[str, int]]:
+    """ASE-NAS+ starts: each path is a result.json (its final candidates) or a JSON arch / list of archs."""
+    from nni_asenas.imagenet.space import canonical_arch
+
+    archs: list[dict[str, int]] = []
+    for text in paths:
+        path = Path(text)
+        if not path.is_file():
+            raise UsageError(f"--init {text}: no such file (give result.json files or JSON architectures)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--init {text}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if isinstance(data, dict) and "candidates" in data:
+            items = [entry["arch"] if isinstance(entry, dict) and "arch" in entry else entry
+                     for entry in data["candidates"]]
+        elif isinstance(data, list):
+            items = data
+        else:
+            items = [data]
+        for item in items:
+            try:
+                archs.append(canonical_arch(item))
+            except UsageError as exc:
+                raise UsageError(f"--init {text}: {exc}") from None
+    return archs
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """``nni-asenas search --space mobilenet --predictor FILE``: ASE-NAS scored by the predictor."""
+    if args.space != "mobilenet" or args.predictor is None:
+        raise UsageError("a predictor search needs --space mobilenet and --predictor FILE")
+    check_seed(args.seed)
+    if not (args.max_madds > 0 and math.isfinite(args.max_madds)):
+        raise UsageError(f"--max-madds must be a positive number, got {args.max_madds:g}")
+    queries = DEFAULT_QUERIES if args.max_queries is None else args.max_queries
+    if queries < 1:
+        raise UsageError(f"--max-queries must be >= 1, got {queries}")
+    if args.rescore < 0:
+        raise UsageError(f"--rescore must be >= 0, got {args.rescore}")
+    if args.rescore and (args.data is None or (args.ofa is None) == (args.supernet is None)):
+        raise UsageError("--rescore needs --data DIR and exactly one of --ofa CKPT / --supernet CKPT")
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} exists and is not a directory")
+    from nni_asenas.imagenet.predictor import AccuracyPredictor
+
+    predictor = AccuracyPredictor.load(args.predictor)
+    initial = _read_initial(args.init)
+    rescore = supernet_evaluator(args) if args.rescore else None
+    result = search_with_predictor(predictor, max_madds=args.max_madds, queries=queries, seed=args.seed,
+                                   config=method_config(args), initial=initial, rescore=rescore,
+                                   n_rescore=args.rescore, progress=not args.no_progress)
+    result["predictor"] = str(args.predictor)
+    _print_summary(result)
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.output / 'result.json'}")
+    return 0
+
+
+def search_with_predictor(predictor: Any, *, max_madds: float, queries: int, seed: int,
+                          config: AseNasConfig | None = None, initial: list[dict[str, int]] | None = None,
+                          rescore: Callable[[Mapping[str, Any]], float] | None = None, n_rescore: int = 0,
+                          progress: bool = False) -> dict[str, Any]:
+    """Run ASE-NAS for ``queries`` predictor queries under the MAdds limit; return the result.json content."""
+    from nni_asenas.core.searcher import AseNasSearcher
+    from nni_asenas.imagenet.space import canonical_arch, count_madds, count_params, decisions, within_madds
+
+    searcher = AseNasSearcher(decisions(), config, seed=seed, initial_architectures=initial or (),
+                              constraint=lambda arch: within_madds(arch, max_madds))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
+    start = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    try:
+        while len(history) < queries:
+            proposal = searcher.ask()
+            if proposal is None:
+                break
+            score = predictor.score(proposal.arch)
+            searcher.tell(proposal.id, score)
+            history.append({"arch": canonical_arch(proposal.arch), "predicted": score})
+            if bar is not None:
+                leader = searcher.best
+                bar.set_description(f"best {leader.score:.2f}" if leader else "best -", refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+
+    def entry(arch: Mapping[str, Any], predicted: float) -> dict[str, Any]:
+        return {"arch": canonical_arch(arch), "predicted": predicted, "madds": count_madds(arch),
+                "params": count_params(arch)}
+
+    candidates = sorted((entry(obs.arch, float(obs.score)) for obs in searcher.candidates if obs.score is not None),
+                        key=lambda item: -item["predicted"])
+    ranked: dict[tuple[int, ...], dict[str, Any]] = {}
+    for item in sorted(history, key=lambda item: -item["predicted"]):
+        ranked.setdefault(tuple(item["arch"].values()), item)
+    top = next(iter(ranked.values()), None)
+    best = None if top is None else entry(top["arch"], top["predicted"])
+    result: dict[str, Any] = {
+        "space": "mobilenet", "evaluator": "predictor", "seed": seed, "max_madds": max_madds,
+        "n_queries": len(history), "seconds": round(seconds, 3),
+        "queries_per_second": round(len(history) / seconds, 1) if seconds > 0 else None,
+        "best": best, "candidates": candidates,
+        "history": history,
+    }
+    if rescore is not None and n_rescore > 0:
+        measured = []
+        for item in list(ranked.values())[:n_rescore]:
+            record = entry(item["arch"], item["predicted"])
+            try:
+                record["measured"] = float(rescore(item["arch"]))
+            except Exception as exc:  # noqa: BLE001 - a failed re-score is reported, the others still count
+                record["measured"], record["error"] = None, f"{type(exc).__name__}: {exc}"
+            measured.append(record)
+        result["rescored"] = measured
+        scored = [record for record in measured if record["measured"] is not None and math.isfinite(record["measured"])]
+        if scored:
+            result["best"] = max(scored, key=lambda record: record["measured"])
+    return result
+
+
+def _print_summary(result: Mapping[str, Any]) -> None:
+    rows = result.get("rescored") or result["candidates"]
+    measured = "rescored" in result
+    print(f"ASE-NAS on the MobileNet-like space, predictor-scored: {result['n_queries']} queries in "
+          f"{result['seconds']:.1f} s, MAdds <= {result['max_madds'] / 1e6:.0f} M, seed {result['seed']}")
+    header = f"{'rank':>4}  {'predicted':>9}  " + (f"{'measured':>8}  " if measured else "") + f"{'MAdds':>7}  {'params':>7}"
+    print(header)
+    for rank, row in enumerate(rows, start=1):
+        line = f"{rank:>4}  {row['predicted']:>8.2f}%  "
+        if measured:
+            line += f"{row['measured']:>7.2f}%  " if row.get("measured") is not None else f"{'failed':>8}  "
+        print(line + f"{row['madds'] / 1e6:>6.1f}M  {row['params'] / 1e6:>6.2f}M")
+    best = result["best"]
+    if best is not None:
+        print(f"best: {json.dumps(best['arch'])}")
