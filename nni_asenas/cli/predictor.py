@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from nni_asenas.cli.options import method_config
 from nni_asenas.config import AseNasConfig, check_seed
@@ -48,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
     collect.add_argument("--output", type=Path, required=True, metavar="PAIRS_JSONL", help="file to append to")
     collect.add_argument("--seed", type=int, default=0, help="seed of the sampled architectures (default: 0)")
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_evaluator_options(collect.add_argument_group("the sub-net evaluator"))
     collect.set_defaults(func=run_collect)
 
     train = actions.add_parser("train", help="train the accuracy predictor on pairs",
@@ -72,26 +73,54 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def add_evaluator_options(group: Any, defined: set[str] | frozenset[str] = frozenset()) -> None:
+    """The sub-net evaluator's options (the supernet search's flags; those in ``defined`` exist already)."""
+    options: list[tuple[str, dict[str, Any]]] = [
+        ("--holdout", {"type": float, "metavar": "N", "help": "training images (fraction or count) to score on; "
+                       "--supernet: default its own held-out split; --ofa: required"}),
+        ("--data-seed", {"type": int, "default": 0, "help": "seed of the --ofa hold-out split (default: 0)"}),
+        ("--calib-images", {"type": int, "default": 2000,
+                            "help": "training images that recalibrate BatchNorm before each score (default: 2000)"}),
+        ("--eval-batch-size", {"type": int, "default": 200, "help": "(default: 200)"}),
+        ("--workers", {"type": int, "default": 0, "help": "data-loader processes for reading images once"}),
+        ("--device", {"choices": ("auto", "cuda", "cpu"), "default": "auto"}),
+        ("--amp", {"choices": ("auto", "bf16", "fp16", "off"), "default": "auto"}),
+    ]
+    for flag, settings in options:
+        if flag not in defined:
+            group.add_argument(flag, **settings)
+
+
 def _imagenet_module(name: str) -> Any:
-    """``nni_asenas.imagenet.<name>``: the supernet route's modules, imported only when a command needs them."""
-    return importlib.import_module(f"nni_asenas.imagenet.{name}")
-
-
-def _extractor(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any]:
-    """``arch -> MobileNetLike with weights`` from ``--ofa`` or ``--supernet``."""
-    if getattr(args, "ofa", None) is not None:
-        from nni_asenas.imagenet.ofa import OfaSupernetWeights
-
-        return OfaSupernetWeights.from_checkpoint(args.ofa).extract
-    return _imagenet_module("supernet").load_extractor(args.supernet)
+    """``nni_asenas.imagenet.<name>`` of the supernet route, imported when a command needs it."""
+    try:
+        return importlib.import_module(f"nni_asenas.imagenet.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"nni_asenas.imagenet.{name}":
+            raise
+        raise UsageError(f"this installation has no nni_asenas.imagenet.{name} (the supernet route's sub-net "
+                         "evaluator)") from None
 
 
 def supernet_evaluator(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], float]:
     """The sub-net evaluator (BN recalibration + held-out top-1) over ``--ofa``/``--supernet`` and ``--data``."""
-    if not Path(args.data).is_dir():
+    if args.data is None or not Path(args.data).is_dir():
         raise UsageError(f"--data {args.data} is not a directory")
-    extract = _extractor(args)
-    return _imagenet_module("evaluator").SubnetEvaluator(extract, data=args.data)
+    for flag, value in (("--calib-images", args.calib_images), ("--eval-batch-size", args.eval_batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if getattr(args, "ofa", None) is not None:
+        from nni_asenas.imagenet.ofa import build_ofa_evaluator
+
+        return build_ofa_evaluator(args.ofa, args.data, holdout=args.holdout, data_seed=args.data_seed,
+                                   calib_images=args.calib_images, batch_size=args.eval_batch_size,
+                                   workers=args.workers, device=args.device, amp=args.amp)
+    _, evaluator, _ = _imagenet_module("supernet_search").build_search_evaluator(
+        str(args.supernet), str(args.data), calib_images=args.calib_images, batch_size=args.eval_batch_size,
+        workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+    return evaluator
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -176,6 +205,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument("--supernet", type=Path, metavar="CKPT", help="supernet checkpoint, for --rescore")
     if "--data" not in defined:
         group.add_argument("--data", type=Path, metavar="DIR", help="ImageFolder root, for --rescore")
+    add_evaluator_options(group, defined)
 
 
 def _read_initial(paths: list[str]) -> list[dict[str, int]]:
@@ -227,9 +257,24 @@ def run_search(args: argparse.Namespace) -> int:
     predictor = AccuracyPredictor.load(args.predictor)
     initial = _read_initial(args.init)
     rescore = supernet_evaluator(args) if args.rescore else None
-    result = search_with_predictor(predictor, max_madds=args.max_madds, queries=queries, seed=args.seed,
-                                   config=method_config(args), initial=initial, rescore=rescore,
-                                   n_rescore=args.rescore, progress=not args.no_progress)
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
+
+    def on_query(entry: dict[str, Any]) -> None:
+        assert progress is not None
+        progress.set_description(f"query {entry['query']} best {entry['best_top1']:.2f}", refresh=False)
+        progress.update(1)
+
+    try:
+        result = search_with_predictor(predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds,
+                                       config=method_config(args), initial=initial, rescore=rescore,
+                                       n_rescore=args.rescore, on_query=on_query if progress else None)
+    finally:
+        if progress is not None:
+            progress.close()
     result["predictor"] = str(args.predictor)
     _print_summary(result)
     if args.output is not None:
@@ -239,86 +284,91 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def search_with_predictor(predictor: Any, *, max_madds: float, queries: int, seed: int,
-                          config: AseNasConfig | None = None, initial: list[dict[str, int]] | None = None,
+def search_with_predictor(predictor: Any, *, max_queries: int, seed: int = 0, max_madds: float = MAX_MADDS_DEFAULT,
+                          config: AseNasConfig | None = None, initial: Sequence[Mapping[str, Any]] = (),
                           rescore: Callable[[Mapping[str, Any]], float] | None = None, n_rescore: int = 0,
-                          progress: bool = False) -> dict[str, Any]:
-    """Run ASE-NAS for ``queries`` predictor queries under the MAdds limit; return the result.json content."""
+                          on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """ASE-NAS for ``max_queries`` predictor queries under the MAdds limit; the ``result.json`` document.
+
+    The document has the keys of the supernet search's (strategy, space, seed, queries, best, candidates,
+    settings, trajectory, ...), with ``top1`` the *predicted* top-1 (``"evaluator": "predictor"``). With ``rescore``
+    (an ``arch -> top-1`` evaluator on the supernet), the ``n_rescore`` best predicted architectures are measured
+    (``rescored``) and ``best`` is the best measured one; a failed measurement is recorded, never fatal.
+    """
     from nni_asenas.core.searcher import AseNasSearcher
-    from nni_asenas.imagenet.space import canonical_arch, count_madds, count_params, decisions, within_madds
+    from nni_asenas.imagenet.space import canonical_arch, count_madds, count_params, decisions
 
-    searcher = AseNasSearcher(decisions(), config, seed=seed, initial_architectures=initial or (),
-                              constraint=lambda arch: within_madds(arch, max_madds))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    initial = [canonical_arch(arch) for arch in initial]
+    for arch in initial:
+        if count_madds(arch) > max_madds:
+            raise UsageError(f"initial architecture over the MAdds limit: {count_madds(arch) / 1e6:.1f} M > "
+                             f"{max_madds / 1e6:.1f} M")
+    config = config or AseNasConfig()
+    searcher = AseNasSearcher(decisions(), config, seed=seed, initial_architectures=initial,
+                              constraint=lambda arch: count_madds(arch) <= max_madds)
+    started = time.perf_counter()
+    trajectory: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, int]] | None = None
+    while len(trajectory) < max_queries:
+        proposal = searcher.ask()
+        if proposal is None:  # the whole constrained space has been proposed
+            break
+        arch = canonical_arch(proposal.arch)
+        value = predictor.score(arch)
+        searcher.tell(proposal.id, value / 100.0)  # fractions, as the supernet search tells them
+        if best is None or value > best[0]:
+            best = (value, arch)
+        entry = {"query": len(trajectory) + 1, "arch": arch, "top1": value, "madds": count_madds(arch),
+                 "kind": proposal.kind, "best_top1": best[0], "seconds": time.perf_counter() - started}
+        trajectory.append(entry)
+        if on_query is not None:
+            on_query(entry)
+    wall = time.perf_counter() - started
 
-        bar = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
-    start = time.perf_counter()
-    history: list[dict[str, Any]] = []
-    try:
-        while len(history) < queries:
-            proposal = searcher.ask()
-            if proposal is None:
-                break
-            score = predictor.score(proposal.arch)
-            searcher.tell(proposal.id, score)
-            history.append({"arch": canonical_arch(proposal.arch), "predicted": score})
-            if bar is not None:
-                leader = searcher.best
-                bar.set_description(f"best {leader.score:.2f}" if leader else "best -", refresh=False)
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - start
+    def summary(arch: dict[str, int], **values: Any) -> dict[str, Any]:
+        return {"arch": arch, **values, "madds": count_madds(arch), "params": count_params(arch)}
 
-    def entry(arch: Mapping[str, Any], predicted: float) -> dict[str, Any]:
-        return {"arch": canonical_arch(arch), "predicted": predicted, "madds": count_madds(arch),
-                "params": count_params(arch)}
-
-    candidates = sorted((entry(obs.arch, float(obs.score)) for obs in searcher.candidates if obs.score is not None),
-                        key=lambda item: -item["predicted"])
-    ranked: dict[tuple[int, ...], dict[str, Any]] = {}
-    for item in sorted(history, key=lambda item: -item["predicted"]):
-        ranked.setdefault(tuple(item["arch"].values()), item)
-    top = next(iter(ranked.values()), None)
-    best = None if top is None else entry(top["arch"], top["predicted"])
     result: dict[str, Any] = {
-        "space": "mobilenet", "evaluator": "predictor", "seed": seed, "max_madds": max_madds,
-        "n_queries": len(history), "seconds": round(seconds, 3),
-        "queries_per_second": round(len(history) / seconds, 1) if seconds > 0 else None,
-        "best": best, "candidates": candidates,
-        "history": history,
+        "strategy": "asenas+" if initial else "asenas", "space": "mobilenet", "evaluator": "predictor",
+        "seed": seed, "queries": len(trajectory), "max_queries": max_queries, "max_madds": max_madds,
+        "madds_resolution": 224, "best": None if best is None else summary(best[1], top1=best[0]),
+        "settings": {**config.to_dict(), "initial_architectures": initial},
+        "candidates": [canonical_arch(obs.arch) for obs in searcher.candidates], "wall_seconds": wall,
+        "queries_per_second": len(trajectory) / wall if wall > 0 else None, "trajectory": trajectory,
     }
     if rescore is not None and n_rescore > 0:
+        distinct: dict[str, dict[str, Any]] = {}
+        for entry in sorted(trajectory, key=lambda entry: -entry["top1"]):
+            distinct.setdefault(json.dumps(entry["arch"]), entry)
         measured = []
-        for item in list(ranked.values())[:n_rescore]:
-            record = entry(item["arch"], item["predicted"])
+        for entry in list(distinct.values())[:n_rescore]:
+            record = summary(entry["arch"], predicted_top1=entry["top1"])
             try:
-                record["measured"] = float(rescore(item["arch"]))
+                value = float(rescore(entry["arch"]))
+                record["top1"] = value if math.isfinite(value) else None
             except Exception as exc:  # noqa: BLE001 - a failed re-score is reported, the others still count
-                record["measured"], record["error"] = None, f"{type(exc).__name__}: {exc}"
+                record["top1"], record["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             measured.append(record)
         result["rescored"] = measured
-        scored = [record for record in measured if record["measured"] is not None and math.isfinite(record["measured"])]
-        if scored:
-            result["best"] = max(scored, key=lambda record: record["measured"])
+        scored = [record for record in measured if record["top1"] is not None]
+        result["best_predicted"] = result["best"]
+        result["best"] = max(scored, key=lambda record: record["top1"]) if scored else None
     return result
 
 
 def _print_summary(result: Mapping[str, Any]) -> None:
-    rows = result.get("rescored") or result["candidates"]
-    measured = "rescored" in result
-    print(f"ASE-NAS on the MobileNet-like space, predictor-scored: {result['n_queries']} queries in "
-          f"{result['seconds']:.1f} s, MAdds <= {result['max_madds'] / 1e6:.0f} M, seed {result['seed']}")
-    header = f"{'rank':>4}  {'predicted':>9}  " + (f"{'measured':>8}  " if measured else "") + f"{'MAdds':>7}  {'params':>7}"
-    print(header)
-    for rank, row in enumerate(rows, start=1):
-        line = f"{rank:>4}  {row['predicted']:>8.2f}%  "
-        if measured:
-            line += f"{row['measured']:>7.2f}%  " if row.get("measured") is not None else f"{'failed':>8}  "
-        print(line + f"{row['madds'] / 1e6:>6.1f}M  {row['params'] / 1e6:>6.2f}M")
+    print(f"ASE-NAS on the MobileNet-like space, scored by the accuracy predictor: {result['queries']} queries in "
+          f"{result['wall_seconds']:.1f} s, MAdds <= {result['max_madds'] / 1e6:.0f} M, seed {result['seed']}")
+    if "rescored" in result:
+        print(f"{'rank':>4}  {'predicted':>9}  {'measured':>8}  {'MAdds':>7}  {'params':>7}")
+        for rank, row in enumerate(result["rescored"], start=1):
+            measured = f"{row['top1']:>7.2f}%" if row["top1"] is not None else f"{'failed':>8}"
+            print(f"{rank:>4}  {row['predicted_top1']:>8.2f}%  {measured}  {row['madds'] / 1e6:>6.1f}M  "
+                  f"{row['params'] / 1e6:>6.2f}M")
     best = result["best"]
-    if best is not None:
-        print(f"best: {json.dumps(best['arch'])}")
+    if best is None:
+        print("no architecture was scored")
+        return
+    kind = "measured" if "rescored" in result else "predicted"
+    print(f"best ({kind} top-1 {best['top1']:.2f}%, {best['madds'] / 1e6:.1f} M MAdds, "
+          f"{best['params'] / 1e6:.2f} M params): {json.dumps(best['arch'])}")

@@ -56,8 +56,10 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.predictor is not None or args.space == "mobilenet":  # predictor-scored: nni_asenas/cli/predictor.py
+    if args.predictor is not None:  # the MobileNet-like space scored by an accuracy predictor: cli/predictor.py
         return predictor_cli.run_search(args)
+    if args.space == "mobilenet":  # the supernet-scored route is not part of this branch
+        raise UsageError("--space mobilenet needs --predictor FILE")
     _check(args)
     from nni_asenas.nasbench.simulator import (  # imports torch: after the argument checks
         read_initial_architectures,

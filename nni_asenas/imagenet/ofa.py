@@ -62,7 +62,7 @@ from .space import (
     network_plan,
 )
 
-__all__ = ["OFA_NET_ID", "OfaSupernetWeights", "arch_from_ofa", "arch_to_ofa", "ofa_layout"]
+__all__ = ["OFA_NET_ID", "OfaSupernetWeights", "arch_from_ofa", "arch_to_ofa", "build_ofa_evaluator", "ofa_layout"]
 
 OFA_NET_ID = "ofa_mbv3_d234_e346_k357_w1.2"
 _LAYOUT_NAME = (f"OFAMobileNetV3(width_mult={WIDTH_MULT}, ks_list={list(KERNELS)}, "
@@ -318,3 +318,48 @@ class OfaSupernetWeights:
 
     __call__ = extract
 
+
+
+# ------------------------------------------------------------------------------------------------- scoring
+
+def build_ofa_evaluator(checkpoint: str | Path, data: str | Path, *, holdout: float, data_seed: int = 0,
+                        calib_images: int = 2000, batch_size: int = 200, workers: int = 0, device: str = "auto",
+                        amp: str = "auto", img_size: int = 224) -> Any:
+    """A sub-net evaluator (``arch -> top-1 percent``) over OFA's weights in ``checkpoint`` and the ImageFolder ``data``.
+
+    The same scorer as the package's supernet search (:mod:`nni_asenas.imagenet.evaluator`): BatchNorm statistics
+    re-estimated on ``calib_images`` training images (OFA uses 2,000), top-1 on ``holdout`` other training images
+    (a fraction or a count, class-balanced, seed ``data_seed``), OFA's evaluation transform (resize to
+    ``img_size / 0.875``, centre crop, bilinear). ``ROOT/val`` is never read: it stays unseen by the search. Note
+    that OFA trained its released supernet on ImageNet's training images, so a held-out split of them is not unseen
+    by the supernet; it ranks sub-nets, the final accuracy belongs to ``ROOT/val``.
+    """
+    if not holdout or holdout <= 0:
+        raise UsageError("scoring OFA sub-nets needs --holdout N: the training images (a fraction or a count) to "
+                         "score on, never ROOT/val")
+    import torch
+
+    from .data import IMAGENET_MEAN, IMAGENET_STD
+    from .engine import amp_dtype
+    from .evaluator import SubnetEvaluator, image_folder_batches, normalize_uint8
+    from .supernet_search import mobilenet_key
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: CUDA is not available here; use --device cpu")
+    weights = OfaSupernetWeights.from_checkpoint(checkpoint)
+    target = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    calibration, evaluation, classes = image_folder_batches(
+        str(data), holdout=holdout, data_seed=data_seed, calib_images=calib_images, img_size=img_size,
+        crop_pct=0.875, interpolation="bilinear", batch_size=batch_size, workers=workers)
+    if len(classes) != weights.num_classes:
+        raise UsageError(f"--data {data} has {len(classes)} classes, the OFA checkpoint {weights.num_classes}")
+    channels_last = target.type == "cuda"
+
+    def extract(arch: Mapping[str, Any]) -> MobileNetLike:
+        net = weights.extract(arch)
+        return net.to(memory_format=torch.channels_last) if channels_last else net
+
+    return SubnetEvaluator(extract, calibration=calibration, evaluation=evaluation,
+                           prepare=normalize_uint8(IMAGENET_MEAN, IMAGENET_STD, device=target,
+                                                   channels_last=channels_last),
+                           device=target, amp=amp_dtype(amp, target), key=mobilenet_key)

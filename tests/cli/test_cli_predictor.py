@@ -87,22 +87,25 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     printed = capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     predictor = AccuracyPredictor.load(predictor_file)
-    assert result["n_queries"] == 40 == len(result["history"]) and result["evaluator"] == "predictor"
-    assert all(count_madds(item["arch"]) <= 400e6 for item in result["history"])
-    for item in result["history"][:5]:
-        assert item["predicted"] == pytest.approx(predictor.score(item["arch"]), abs=1e-5)
+    assert result["queries"] == 40 == len(result["trajectory"]) and result["evaluator"] == "predictor"
+    assert all(count_madds(entry["arch"]) <= 400e6 for entry in result["trajectory"])
+    for entry in result["trajectory"][:5]:
+        assert entry["top1"] == pytest.approx(predictor.score(entry["arch"]), abs=1e-5)
+    assert result["best_predicted"]["top1"] == max(entry["top1"] for entry in result["trajectory"])
     assert len(result["rescored"]) == 2
+    assert result["rescored"][0]["predicted_top1"] == result["best_predicted"]["top1"]
     evaluator = GeneratedDataEvaluator(OfaSupernetWeights.from_checkpoint(checkpoint).extract)
-    assert result["rescored"][0]["measured"] == evaluator(result["rescored"][0]["arch"])
-    assert result["best"]["measured"] == max(item["measured"] for item in result["rescored"])
-    assert "measured" in printed and "best:" in printed
+    assert result["rescored"][0]["top1"] == evaluator(result["rescored"][0]["arch"])
+    assert result["best"]["top1"] == max(item["top1"] for item in result["rescored"])
+    assert "measured" in printed and "best (measured top-1" in printed
 
     # ASE-NAS+: start from the final candidates of that search
     plus = tmp_path / "plus"
     assert run("search", "--space", "mobilenet", "--predictor", str(predictor_file), "--max-queries", "5",
                "--max-madds", "400e6", "--init", str(out / "result.json"), "--output", str(plus), "--no-progress") == 0
-    started = [item["arch"] for item in json.loads((plus / "result.json").read_text())["history"][:3]]
-    assert started == [item["arch"] for item in result["candidates"]]
+    plus_result = json.loads((plus / "result.json").read_text())
+    assert plus_result["strategy"] == "asenas+"
+    assert [entry["arch"] for entry in plus_result["trajectory"][:3]] == result["candidates"]
 
 
 @pytest.mark.parametrize("argv, needle", [
