@@ -62,7 +62,8 @@ from .space import (
     network_plan,
 )
 
-__all__ = ["OFA_NET_ID", "OfaSupernetWeights", "arch_from_ofa", "arch_to_ofa", "build_ofa_evaluator", "ofa_layout"]
+__all__ = ["OFA_NET_ID", "OfaSupernetWeights", "arch_from_ofa", "arch_to_ofa", "build_ofa_evaluator", "is_ofa_checkpoint",
+           "ofa_layout"]
 
 OFA_NET_ID = "ofa_mbv3_d234_e346_k357_w1.2"
 _LAYOUT_NAME = (f"OFAMobileNetV3(width_mult={WIDTH_MULT}, ks_list={list(KERNELS)}, "
@@ -208,6 +209,18 @@ def _check_layout(state: Mapping[str, Any], source: str) -> dict[str, torch.Tens
         if key not in layout:
             raise UsageError(f"{source}: unexpected key {key!r}; {expected_hint}")
     return {key: tensors[key].detach().to(torch.float32) for key in layout}
+
+
+def is_ofa_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` holds an OFA MobileNetV3 supernet state dict (by its key names; the layout is checked when
+    :meth:`OfaSupernetWeights.from_checkpoint` reads it). False for unreadable files and any other checkpoint."""
+    try:
+        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours to judge: the caller's own loader reports it
+        return False
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
+    return isinstance(state, Mapping) and any(
+        isinstance(key, str) and _normalise_key(key) == "first_conv.conv.weight" for key in state)
 
 
 # ------------------------------------------------------------------------------------------------- extraction

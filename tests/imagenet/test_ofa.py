@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nni_asenas.errors import UsageError
-from nni_asenas.imagenet.ofa import OfaSupernetWeights, arch_from_ofa, arch_to_ofa, ofa_layout
+from nni_asenas.imagenet.ofa import OfaSupernetWeights, arch_from_ofa, arch_to_ofa, is_ofa_checkpoint, ofa_layout
 from nni_asenas.imagenet.space import canonical_arch, count_madds, decisions
 
 SPACE = decisions()
@@ -158,6 +158,14 @@ def test_other_layouts_are_one_line_errors(change, needle):
     with pytest.raises(UsageError) as error:
         OfaSupernetWeights(state)
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+def test_ofa_checkpoints_are_recognised(tmp_path):
+    torch.save({"state_dict": random_layout_state(num_classes=3)}, tmp_path / "ofa.pth")
+    torch.save({"model": {"stem.0.weight": torch.zeros(1)}, "epoch": 3}, tmp_path / "other.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    assert is_ofa_checkpoint(tmp_path / "ofa.pth")
+    assert not is_ofa_checkpoint(tmp_path / "other.pth") and not is_ofa_checkpoint(tmp_path / "junk.pth")
 
 
 def test_unreadable_checkpoints(tmp_path):
