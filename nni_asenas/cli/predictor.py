@@ -209,30 +209,22 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_initial(paths: list[str]) -> list[dict[str, int]]:
-    """ASE-NAS+ starts: each path is a result.json (its final candidates) or a JSON arch / list of archs."""
+    """ASE-NAS+ starts: each path is a result.json (its final candidates) or a JSON architecture / list of them."""
     from nni_asenas.imagenet.space import canonical_arch
+    from nni_asenas.results import read_candidates
 
     archs: list[dict[str, int]] = []
     for text in paths:
         path = Path(text)
-        if not path.is_file():
-            raise UsageError(f"--init {text}: no such file (give result.json files or JSON architectures)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--init {text}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        if isinstance(data, dict) and "candidates" in data:
-            items = [entry["arch"] if isinstance(entry, dict) and "arch" in entry else entry
-                     for entry in data["candidates"]]
-        elif isinstance(data, list):
-            items = data
-        else:
-            items = [data]
-        for item in items:
-            try:
-                archs.append(canonical_arch(item))
-            except UsageError as exc:
-                raise UsageError(f"--init {text}: {exc}") from None
+            items = read_candidates(path) if isinstance(data, dict) and "candidates" in data else (
+                data if isinstance(data, list) else [data])
+            archs.extend(canonical_arch(item) for item in items)
+        except OSError as exc:
+            raise UsageError(f"--init {text}: {exc.strerror or type(exc).__name__}") from None
+        except ValueError as exc:  # JSON errors and UsageError (a ValueError) alike
+            raise UsageError(f"--init {text}: {str(exc).splitlines()[0]}") from None
     return archs
 
 

@@ -7,6 +7,7 @@ of this test (BatchNorm recalibration on generated images, then top-1 on other g
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ def supernet(tmp_path, monkeypatch):
     data.mkdir()
 
     def evaluator(args):
-        assert args.data == data
+        assert Path(args.data) == data  # a str where the supernet search defines --data
         return GeneratedDataEvaluator(OfaSupernetWeights.from_checkpoint(args.ofa).extract)
 
     monkeypatch.setattr(predictor_cli, "supernet_evaluator", evaluator)
@@ -113,6 +114,8 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     (("search", "--predictor", "p.pt"), "needs --space mobilenet"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--rescore", "2"), "--rescore needs --data"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--max-madds", "-1"), "--max-madds must be"),
+    (("search", "--space", "mobilenet", "--predictor", "p.pt", "--init", "none.json"),
+     "--init none.json: No such file or directory"),
     (("predictor", "train", "missing.jsonl", "--output", "p.pt"), "pairs file missing.jsonl does not exist"),
     (("predictor", "train", "x.jsonl", "--output", "p.pt", "--epochs", "0"), "epochs must be a positive integer"),
     (("predictor", "collect", "--ofa", "x.pth", "--data", "nowhere", "--n", "3", "--output", "o.jsonl"),
