@@ -190,11 +190,12 @@ class AccuracyPredictor(nn.Module):
         if data.get("version") != _FORMAT_VERSION:
             raise UsageError(f"predictor {path}: format version {data.get('version')!r}, this package reads "
                              f"{_FORMAT_VERSION}")
-        predictor = cls(**data["config"])
         try:
+            predictor = cls(**data["config"])
             predictor.load_state_dict(data["state_dict"])
-        except RuntimeError as exc:
-            raise UsageError(f"predictor {path}: weights do not fit ({str(exc).splitlines()[0]})") from None
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise UsageError(f"predictor {path}: damaged ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         predictor.metrics = dict(data.get("metrics", {}))
         return predictor.eval()
 
@@ -239,8 +240,10 @@ def _parse_pair(line: str, where: str) -> Pair:
     if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
                                  or not math.isfinite(accuracy)):
         raise UsageError(f"{where}: accuracy must be a finite number or null, got {accuracy!r}")
-    return Pair(arch, None if accuracy is None else float(accuracy), float(record.get("seconds", 0.0)),
-                record.get("error"))
+    seconds, error = record.get("seconds", 0.0), record.get("error")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (error is None or isinstance(error, str)):
+        raise UsageError(f"{where}: 'seconds' must be a number and 'error' a string or null")
+    return Pair(arch, None if accuracy is None else float(accuracy), float(seconds), error)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:

@@ -97,6 +97,11 @@ def test_training_is_seeded_and_saves(tmp_path):
     assert np.array_equal(loaded.predict(archs), first.predictor.predict(archs))
     assert loaded.metrics["kendall_tau"] == first.kendall_tau
     assert loaded.score(archs[0]) == pytest.approx(float(first.predictor.predict(archs[:1])[0]))
+    damaged = torch.load(path, weights_only=True)
+    damaged["config"]["hidden_size"] = 64
+    torch.save(damaged, tmp_path / "damaged.pt")
+    with pytest.raises(UsageError, match="damaged.pt: damaged"):
+        AccuracyPredictor.load(tmp_path / "damaged.pt")
     torch.save({"something": "else"}, tmp_path / "other.pt")
     with pytest.raises(UsageError, match="not a file written by"):
         AccuracyPredictor.load(tmp_path / "other.pt")
