@@ -272,7 +272,10 @@ def run_search(args: argparse.Namespace) -> int:
     if args.output is not None:
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.output / 'result.json'}")
+        if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
+            (args.output / "arch.json").write_text(json.dumps(result["best"]["arch"], indent=1) + "\n",
+                                                   encoding="utf-8")
+        print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
     return 0
 
 

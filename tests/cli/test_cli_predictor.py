@@ -98,6 +98,7 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     evaluator = GeneratedDataEvaluator(OfaSupernetWeights.from_checkpoint(checkpoint).extract)
     assert result["rescored"][0]["top1"] == evaluator(result["rescored"][0]["arch"])
     assert result["best"]["top1"] == max(item["top1"] for item in result["rescored"])
+    assert json.loads((out / "arch.json").read_text()) == result["best"]["arch"]
     assert "measured" in printed and "best (measured top-1" in printed
 
     # ASE-NAS+: start from the final candidates of that search
