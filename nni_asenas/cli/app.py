@@ -10,7 +10,7 @@ from typing import NoReturn, Sequence
 from nni_asenas.errors import UsageError
 
 # Each module exposes ``add_parser(subparsers)`` (which sets ``func=run``) and ``run(args) -> int``.
-COMMANDS: tuple[str, ...] = ("search", "query", "db", "register", "bench", "nni_patch")
+COMMANDS: tuple[str, ...] = ("search", "query", "db", "register", "bench", "nni_patch", "predictor")
 
 
 class _Parser(argparse.ArgumentParser):

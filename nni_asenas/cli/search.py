@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nni_asenas.cli import predictor as predictor_cli
 from nni_asenas.cli.options import add_method_options, method_config
 from nni_asenas.cli.outputs import prepare_output_dir, write_result
 from nni_asenas.config import check_seed
@@ -57,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
     group.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     group.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
     add_method_options(parser)
+    predictor_cli.add_search_arguments(parser)  # --space mobilenet --predictor FILE: nni_asenas/cli/predictor.py
     parser.set_defaults(func=run)
 
 
@@ -105,6 +107,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.predictor is not None:  # the MobileNet-like space scored by an accuracy predictor: cli/predictor.py
+        return predictor_cli.run_search(args)
     _check(args)
     if args.space == "mobilenet":
         return _run_mobilenet(args)

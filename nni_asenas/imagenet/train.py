@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across processes")
     g.add_argument("--init-from", metavar="SUPERNET_CKPT",
                    help="start from this architecture's weights in a supernet checkpoint (python -m "
-                   "nni_asenas.trials.supernet's last.pth): fine-tuning, OFA-style, instead of a random start")
+                   "nni_asenas.trials.supernet's last.pth, or OFA's released w1.2 weights): fine-tuning, OFA-style, "
+                   "instead of a random start")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--log-interval", type=int, default=50, help="steps between progress lines")
     return p
@@ -364,8 +365,15 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
 
 def _subnet_state(checkpoint: str, arch: dict[str, int], classes: list[str], width_mult: float) -> dict[str, Any]:
     """``arch``'s weights and BN statistics in the supernet of ``checkpoint`` (a MobileNetLike state dict)."""
+    from nni_asenas.imagenet.ofa import OfaSupernetWeights, is_ofa_checkpoint
     from nni_asenas.imagenet.supernet_train import load_supernet
 
+    if is_ofa_checkpoint(checkpoint):  # OFA's released w1.2 supernet: 1000 ImageNet classes in sorted order
+        weights = OfaSupernetWeights.from_checkpoint(checkpoint)
+        if weights.num_classes != len(classes) or width_mult != mobilenet.WIDTH_MULT:
+            raise UsageError(f"--init-from {checkpoint}: OFA's supernet has {weights.num_classes} classes and width "
+                             f"{mobilenet.WIDTH_MULT:g}, not {len(classes)} class folders and --width-mult {width_mult:g}")
+        return weights.subnet_state_dict(arch)
     try:
         supernet, meta = load_supernet(checkpoint)
     except UsageError as exc:

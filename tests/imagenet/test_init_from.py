@@ -92,3 +92,31 @@ def test_mismatched_supernet_is_named(image_folder: Path, supernet_file: Any, tm
     assert imagenet.main([*base, "--width-mult", "0.25", "--init-from", str(tmp_path / "none.pth"),
                           "--output", str(tmp_path / "b")]) == 2
     assert "--init-from: supernet checkpoint" in capsys.readouterr().err
+
+
+def test_first_step_starts_from_ofa_weights(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nni_asenas.imagenet.ofa import OfaSupernetWeights, ofa_layout
+
+    generator = torch.Generator().manual_seed(0)
+    state = {key: torch.randn(shape, generator=generator) * 0.1 for key, shape in ofa_layout(3).items()}
+    state = {key: value.abs() + 0.5 if key.endswith("running_var") else value for key, value in state.items()}
+    path = tmp_path / "ofa.pth"
+    torch.save({"state_dict": state}, path)
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps(ARCH))
+    seen: dict[str, Any] = {}
+    real_epoch = imagenet.train_one_epoch
+
+    def first_epoch(loop: Any, loader: Any, epoch: int, log_interval: int) -> dict[str, float]:
+        seen["state"] = {key: value.clone() for key, value in loop.raw.state_dict().items()}
+        return real_epoch(loop, loader, epoch, log_interval)
+
+    monkeypatch.setattr(imagenet, "train_one_epoch", first_epoch)
+    monkeypatch.setattr(imagenet.nni, "report_intermediate_result", lambda value: None)
+    monkeypatch.setattr(imagenet.nni, "report_final_result", lambda value: None)
+    argv = ["--data", str(image_folder), "--arch", str(arch_file), "--init-from", str(path), "--epochs", "1",
+            "--batch-size", "6", "--img-size", "32", "--workers", "0", "--holdout", "6", "--max-madds", "0",
+            "--ema-decay", "0", "--output", str(tmp_path / "tuned")]
+    assert imagenet.main(argv) == 0
+    expected = OfaSupernetWeights(state).subnet_state_dict(ARCH)
+    assert all(torch.equal(value, seen["state"][key]) for key, value in expected.items())

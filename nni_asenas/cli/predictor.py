@@ -1,0 +1,369 @@
+"""``nni-asenas predictor collect|train`` and ``nni-asenas search --space mobilenet --predictor FILE``.
+
+``collect`` measures sub-net accuracies on a supernet (the package's or OFA's released one) and appends
+(architecture, top-1) pairs to a JSONL file, resumably; ``train`` fits the authors' MLP accuracy predictor on
+them and reports Kendall's tau and the mean absolute error on held-out pairs. The search side lives here too
+(:func:`add_search_arguments`, :func:`run_search`) so that ``cli/search.py`` only delegates to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from nni_asenas.cli.options import method_config
+from nni_asenas.config import AseNasConfig, check_seed
+from nni_asenas.errors import UsageError
+
+MAX_MADDS_DEFAULT = 600e6
+DEFAULT_QUERIES = 1000
+
+
+# ------------------------------------------------------------------------------------------- nni-asenas predictor
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predictor",
+        help="collect (architecture, accuracy) pairs on a supernet and train an accuracy predictor",
+        description="The authors' ImageNet route: measure sub-nets of a supernet, train an MLP accuracy "
+        "predictor on them, then search against it with 'nni-asenas search --space mobilenet --predictor FILE'.",
+    )
+    actions = parser.add_subparsers(dest="predictor_action", metavar="ACTION", parser_class=type(parser))
+
+    collect = actions.add_parser("collect", help="measure random sub-nets and append the pairs to a JSONL file",
+                                 description="Measure uniformly sampled sub-nets (seeded) on a supernet and append "
+                                 "{arch, accuracy, seconds} lines to OUTPUT. Rerunning the same command resumes.")
+    source = collect.add_mutually_exclusive_group(required=True)
+    source.add_argument("--supernet", type=Path, metavar="CKPT", help="a supernet checkpoint of this package")
+    source.add_argument("--ofa", type=Path, metavar="CKPT",
+                        help="OFA's ofa_mbv3_d234_e346_k357_w1.2 weights (a state dict, or {'state_dict': ...})")
+    collect.add_argument("--data", type=Path, required=True, metavar="DIR", help="ImageFolder root of the data")
+    collect.add_argument("--n", type=int, required=True, metavar="N", help="number of measured sub-nets wanted")
+    collect.add_argument("--output", type=Path, required=True, metavar="PAIRS_JSONL", help="file to append to")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the sampled architectures (default: 0)")
+    collect.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_evaluator_options(collect.add_argument_group("the sub-net evaluator"))
+    collect.set_defaults(func=run_collect)
+
+    train = actions.add_parser("train", help="train the accuracy predictor on pairs",
+                               description="Train the authors' MLP (200 -> 128 -> 128 -> 1, dropout) on the pairs "
+                               "(failed ones left out); print Kendall's tau and the MAE on the held-out split.")
+    train.add_argument("pairs", type=Path, nargs="+", metavar="PAIRS_JSONL", help="files written by 'collect'")
+    train.add_argument("--output", type=Path, required=True, metavar="FILE", help="where to write the predictor")
+    train.add_argument("--epochs", type=int, default=200, help="default: %(default)s")
+    train.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
+    train.add_argument("--learning-rate", type=float, default=0.1, help="SGD, Nesterov (default: %(default)s)")
+    train.add_argument("--weight-decay", type=float, default=3e-5, help="default: %(default)s")
+    train.add_argument("--dropout", type=float, default=0.5, help="default: %(default)s")
+    train.add_argument("--train-fraction", type=float, default=0.9,
+                       help="share of the pairs trained on; the rest is held out (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
+    train.set_defaults(func=run_train)
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def add_evaluator_options(group: Any, defined: set[str] | frozenset[str] = frozenset()) -> None:
+    """The sub-net evaluator's options (the supernet search's flags; those in ``defined`` exist already)."""
+    options: list[tuple[str, dict[str, Any]]] = [
+        ("--holdout", {"type": float, "metavar": "N", "help": "training images (fraction or count) to score on; "
+                       "--supernet: default its own held-out split; --ofa: required"}),
+        ("--data-seed", {"type": int, "default": 0, "help": "seed of the --ofa hold-out split (default: 0)"}),
+        ("--calib-images", {"type": int, "default": 2000,
+                            "help": "training images that recalibrate BatchNorm before each score (default: 2000)"}),
+        ("--eval-batch-size", {"type": int, "default": 200, "help": "(default: 200)"}),
+        ("--workers", {"type": int, "default": 0, "help": "data-loader processes for reading images once"}),
+        ("--device", {"choices": ("auto", "cuda", "cpu"), "default": "auto"}),
+        ("--amp", {"choices": ("auto", "bf16", "fp16", "off"), "default": "auto"}),
+    ]
+    for flag, settings in options:
+        if flag not in defined:
+            group.add_argument(flag, **settings)
+
+
+def _imagenet_module(name: str) -> Any:
+    """``nni_asenas.imagenet.<name>`` of the supernet route, imported when a command needs it."""
+    try:
+        return importlib.import_module(f"nni_asenas.imagenet.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"nni_asenas.imagenet.{name}":
+            raise
+        raise UsageError(f"this installation has no nni_asenas.imagenet.{name} (the supernet route's sub-net "
+                         "evaluator)") from None
+
+
+def supernet_evaluator(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], float]:
+    """The sub-net evaluator (BN recalibration + held-out top-1) over ``--ofa``/``--supernet`` and ``--data``."""
+    if args.data is None or not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data} is not a directory")
+    for flag, value in (("--calib-images", args.calib_images), ("--eval-batch-size", args.eval_batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if getattr(args, "ofa", None) is not None:
+        from nni_asenas.imagenet.ofa import build_ofa_evaluator
+
+        return build_ofa_evaluator(args.ofa, args.data, holdout=args.holdout, data_seed=args.data_seed,
+                                   calib_images=args.calib_images, batch_size=args.eval_batch_size,
+                                   workers=args.workers, device=args.device, amp=args.amp)
+    _, evaluator, _ = _imagenet_module("supernet_search").build_search_evaluator(
+        str(args.supernet), str(args.data), calib_images=args.calib_images, batch_size=args.eval_batch_size,
+        workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+    return evaluator
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    check_seed(args.seed)
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    if args.output.exists() and not args.output.is_file():
+        raise UsageError(f"--output {args.output} exists and is not a file")
+    from nni_asenas.imagenet.predictor import read_pairs
+
+    already = sum(pair.accuracy is not None for pair in read_pairs(args.output)) if args.output.exists() else 0
+    evaluate = supernet_evaluator(args)
+    return _collect(evaluate, args, already)
+
+
+def _collect(evaluate: Callable[[Mapping[str, Any]], float], args: argparse.Namespace, already: int) -> int:
+    from nni_asenas.imagenet.predictor import Pair, collect_pairs
+
+    progress = None
+    if not args.no_progress and already < args.n:
+        from tqdm import tqdm
+
+        progress = tqdm(total=args.n, initial=min(already, args.n), unit="sub-net", file=sys.stderr, leave=False)
+
+    def on_pair(pair: Pair) -> None:
+        if pair.accuracy is None:
+            print(f"nni-asenas: evaluation failed ({pair.error}); recorded and skipped", file=sys.stderr)
+        elif progress is not None:
+            progress.set_description(f"last {pair.accuracy:.2f}%", refresh=False)
+            progress.update(1)
+
+    try:
+        pairs = collect_pairs(evaluate, args.output, n=args.n, seed=args.seed, on_pair=on_pair)
+    finally:
+        if progress is not None:
+            progress.close()
+    measured = [pair.accuracy for pair in pairs if pair.accuracy is not None]
+    failed = len(pairs) - len(measured)
+    print(f"{args.output}: {len(measured)} measured sub-nets ({len(measured) - already} new"
+          f"{f', {failed} failed' if failed else ''}); top-1 {min(measured):.2f}-{max(measured):.2f}%")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from nni_asenas.imagenet.predictor import PredictorTraining, read_pairs, train_predictor
+
+    check_seed(args.seed)
+    training = PredictorTraining(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                 weight_decay=args.weight_decay, dropout=args.dropout,
+                                 train_fraction=args.train_fraction)
+    if args.output.exists() and args.output.is_dir():
+        raise UsageError(f"--output {args.output} is a directory")
+    pairs = [pair for path in args.pairs for pair in read_pairs(path)]
+    start = time.perf_counter()
+    result = train_predictor(pairs, training=training, seed=args.seed)
+    metrics = {**result.metrics(), "pairs": [str(path) for path in args.pairs], "seed": args.seed,
+               "training": vars(training), "seconds": round(time.perf_counter() - start, 2)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result.predictor.save(args.output, metrics=metrics)
+    print(f"{args.output}: trained on {result.n_train} pairs; held-out {result.n_test}: Kendall tau "
+          f"{result.kendall_tau:.3f}, MAE {result.mae:.3f} points (train MAE {result.train_mae:.3f})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- the search side
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--predictor`` (and what goes with it) for ``nni-asenas search``; options already defined are kept."""
+    group = parser.add_argument_group("accuracy predictor (--space mobilenet)")
+    group.add_argument("--predictor", type=Path, metavar="FILE",
+                       help="search the MobileNet-like space against this predictor ('nni-asenas predictor train')")
+    group.add_argument("--rescore", type=int, default=0, metavar="N",
+                       help="re-score the N best predicted architectures on the supernet (--ofa/--supernet and "
+                       "--data) and report the best measured one (default: 0, no re-scoring)")
+    defined = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public query for this
+    if "--max-madds" not in defined:
+        group.add_argument("--max-madds", type=float, default=MAX_MADDS_DEFAULT, metavar="M",
+                           help="MAdds limit at 224 px (default: 600e6)")
+    if "--ofa" not in defined:
+        group.add_argument("--ofa", type=Path, metavar="CKPT", help="OFA w1.2 supernet weights, for --rescore")
+    if "--supernet" not in defined:
+        group.add_argument("--supernet", type=Path, metavar="CKPT", help="supernet checkpoint, for --rescore")
+    if "--data" not in defined:
+        group.add_argument("--data", type=Path, metavar="DIR", help="ImageFolder root, for --rescore")
+    add_evaluator_options(group, defined)
+
+
+def _read_initial(paths: list[str]) -> list[dict[str, int]]:
+    """ASE-NAS+ starts: each path is a result.json (its final candidates) or a JSON architecture / list of them."""
+    from nni_asenas.imagenet.space import canonical_arch
+    from nni_asenas.results import read_candidates
+
+    archs: list[dict[str, int]] = []
+    for text in paths:
+        path = Path(text)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            items = read_candidates(path) if isinstance(data, dict) and "candidates" in data else (
+                data if isinstance(data, list) else [data])
+            archs.extend(canonical_arch(item) for item in items)
+        except OSError as exc:
+            raise UsageError(f"--init {text}: {exc.strerror or type(exc).__name__}") from None
+        except ValueError as exc:  # JSON errors and UsageError (a ValueError) alike
+            raise UsageError(f"--init {text}: {str(exc).splitlines()[0]}") from None
+    return archs
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """``nni-asenas search --space mobilenet --predictor FILE``: ASE-NAS scored by the predictor."""
+    if args.space != "mobilenet" or args.predictor is None:
+        raise UsageError("a predictor search needs --space mobilenet and --predictor FILE")
+    check_seed(args.seed)
+    if not (args.max_madds > 0 and math.isfinite(args.max_madds)):
+        raise UsageError(f"--max-madds must be a positive number, got {args.max_madds:g}")
+    queries = DEFAULT_QUERIES if args.max_queries is None else args.max_queries
+    if queries < 1:
+        raise UsageError(f"--max-queries must be >= 1, got {queries}")
+    if args.rescore < 0:
+        raise UsageError(f"--rescore must be >= 0, got {args.rescore}")
+    if args.rescore and (args.data is None or (args.ofa is None) == (args.supernet is None)):
+        raise UsageError("--rescore needs --data DIR and exactly one of --ofa CKPT / --supernet CKPT")
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} exists and is not a directory")
+    from nni_asenas.imagenet.predictor import AccuracyPredictor
+
+    predictor = AccuracyPredictor.load(args.predictor)
+    initial = _read_initial(args.init)
+    rescore = supernet_evaluator(args) if args.rescore else None
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
+
+    def on_query(entry: dict[str, Any]) -> None:
+        assert progress is not None
+        progress.set_description(f"query {entry['query']} best {entry['best_top1']:.2f}", refresh=False)
+        progress.update(1)
+
+    try:
+        result = search_with_predictor(predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds,
+                                       config=method_config(args), initial=initial, rescore=rescore,
+                                       n_rescore=args.rescore, on_query=on_query if progress else None)
+    finally:
+        if progress is not None:
+            progress.close()
+    result["predictor"] = str(args.predictor)
+    _print_summary(result)
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
+            (args.output / "arch.json").write_text(json.dumps(result["best"]["arch"], indent=1) + "\n",
+                                                   encoding="utf-8")
+        print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
+    return 0
+
+
+def search_with_predictor(predictor: Any, *, max_queries: int, seed: int = 0, max_madds: float = MAX_MADDS_DEFAULT,
+                          config: AseNasConfig | None = None, initial: Sequence[Mapping[str, Any]] = (),
+                          rescore: Callable[[Mapping[str, Any]], float] | None = None, n_rescore: int = 0,
+                          on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """ASE-NAS for ``max_queries`` predictor queries under the MAdds limit; the ``result.json`` document.
+
+    The document has the keys of the supernet search's (strategy, space, seed, queries, best, candidates,
+    settings, trajectory, ...), with ``top1`` the *predicted* top-1 (``"evaluator": "predictor"``). With ``rescore``
+    (an ``arch -> top-1`` evaluator on the supernet), the ``n_rescore`` best predicted architectures are measured
+    (``rescored``) and ``best`` is the best measured one; a failed measurement is recorded, never fatal.
+    """
+    from nni_asenas.core.searcher import AseNasSearcher
+    from nni_asenas.imagenet.space import canonical_arch, count_madds, count_params, decisions
+
+    initial = [canonical_arch(arch) for arch in initial]
+    for arch in initial:
+        if count_madds(arch) > max_madds:
+            raise UsageError(f"initial architecture over the MAdds limit: {count_madds(arch) / 1e6:.1f} M > "
+                             f"{max_madds / 1e6:.1f} M")
+    config = config or AseNasConfig()
+    searcher = AseNasSearcher(decisions(), config, seed=seed, initial_architectures=initial,
+                              constraint=lambda arch: count_madds(arch) <= max_madds)
+    started = time.perf_counter()
+    trajectory: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, int]] | None = None
+    while len(trajectory) < max_queries:
+        proposal = searcher.ask()
+        if proposal is None:  # the whole constrained space has been proposed
+            break
+        arch = canonical_arch(proposal.arch)
+        value = predictor.score(arch)
+        searcher.tell(proposal.id, value / 100.0)  # fractions, as the supernet search tells them
+        if best is None or value > best[0]:
+            best = (value, arch)
+        entry = {"query": len(trajectory) + 1, "arch": arch, "top1": value, "madds": count_madds(arch),
+                 "kind": proposal.kind, "best_top1": best[0], "seconds": time.perf_counter() - started}
+        trajectory.append(entry)
+        if on_query is not None:
+            on_query(entry)
+    wall = time.perf_counter() - started
+
+    def summary(arch: dict[str, int], **values: Any) -> dict[str, Any]:
+        return {"arch": arch, **values, "madds": count_madds(arch), "params": count_params(arch)}
+
+    result: dict[str, Any] = {
+        "strategy": "asenas+" if initial else "asenas", "space": "mobilenet", "evaluator": "predictor",
+        "seed": seed, "queries": len(trajectory), "max_queries": max_queries, "max_madds": max_madds,
+        "madds_resolution": 224, "best": None if best is None else summary(best[1], top1=best[0]),
+        "settings": {**config.to_dict(), "initial_architectures": initial},
+        "candidates": [canonical_arch(obs.arch) for obs in searcher.candidates], "wall_seconds": wall,
+        "queries_per_second": len(trajectory) / wall if wall > 0 else None, "trajectory": trajectory,
+    }
+    if rescore is not None and n_rescore > 0:
+        distinct: dict[str, dict[str, Any]] = {}
+        for entry in sorted(trajectory, key=lambda entry: -entry["top1"]):
+            distinct.setdefault(json.dumps(entry["arch"]), entry)
+        measured = []
+        for entry in list(distinct.values())[:n_rescore]:
+            record = summary(entry["arch"], predicted_top1=entry["top1"])
+            try:
+                value = float(rescore(entry["arch"]))
+                record["top1"] = value if math.isfinite(value) else None
+            except Exception as exc:  # noqa: BLE001 - a failed re-score is reported, the others still count
+                record["top1"], record["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            measured.append(record)
+        result["rescored"] = measured
+        scored = [record for record in measured if record["top1"] is not None]
+        result["best_predicted"] = result["best"]
+        result["best"] = max(scored, key=lambda record: record["top1"]) if scored else None
+    return result
+
+
+def _print_summary(result: Mapping[str, Any]) -> None:
+    print(f"ASE-NAS on the MobileNet-like space, scored by the accuracy predictor: {result['queries']} queries in "
+          f"{result['wall_seconds']:.1f} s, MAdds <= {result['max_madds'] / 1e6:.0f} M, seed {result['seed']}")
+    if "rescored" in result:
+        print(f"{'rank':>4}  {'predicted':>9}  {'measured':>8}  {'MAdds':>7}  {'params':>7}")
+        for rank, row in enumerate(result["rescored"], start=1):
+            measured = f"{row['top1']:>7.2f}%" if row["top1"] is not None else f"{'failed':>8}"
+            print(f"{rank:>4}  {row['predicted_top1']:>8.2f}%  {measured}  {row['madds'] / 1e6:>6.1f}M  "
+                  f"{row['params'] / 1e6:>6.2f}M")
+    best = result["best"]
+    if best is None:
+        print("no architecture was scored")
+        return
+    kind = "measured" if "rescored" in result else "predicted"
+    print(f"best ({kind} top-1 {best['top1']:.2f}%, {best['madds'] / 1e6:.1f} M MAdds, "
+          f"{best['params'] / 1e6:.2f} M params): {json.dumps(best['arch'])}")
