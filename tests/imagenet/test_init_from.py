@@ -107,9 +107,9 @@ def test_first_step_starts_from_ofa_weights(image_folder: Path, tmp_path: Path, 
     seen: dict[str, Any] = {}
     real_epoch = imagenet.train_one_epoch
 
-    def first_epoch(loop: Any, loader: Any, epoch: int, log_interval: int) -> dict[str, float]:
+    def first_epoch(loop: Any, loader: Any, epoch: int, log_interval: int, *rest: Any, **options: Any) -> Any:
         seen["state"] = {key: value.clone() for key, value in loop.raw.state_dict().items()}
-        return real_epoch(loop, loader, epoch, log_interval)
+        return real_epoch(loop, loader, epoch, log_interval, *rest, **options)
 
     monkeypatch.setattr(imagenet, "train_one_epoch", first_epoch)
     monkeypatch.setattr(imagenet.nni, "report_intermediate_result", lambda value: None)
