@@ -27,3 +27,15 @@ def use_benchmark_dbs(benchmark_dbs: dict[str, Path]) -> Iterator[dict[str, Path
     yield benchmark_dbs
     for name in benchmark_dbs:
         databases.use_database(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_received_nni_parameters() -> Iterator[None]:
+    """NNI keeps the parameters a trial received in a module global (``nni.trial._params``); an in-process engine or
+    trial in one test would otherwise leak them into the next test's reports (``parameter_id``)."""
+    import nni.trial
+
+    saved = getattr(nni.trial, "_params", None)
+    nni.trial._params = None  # type: ignore[attr-defined]
+    yield
+    nni.trial._params = saved  # type: ignore[attr-defined]
