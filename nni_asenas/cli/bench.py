@@ -21,7 +21,8 @@ from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import DATASETS, normalize_dataset
 
 # The names of nni_asenas.comparison.harness.STRATEGIES, repeated so that building the parser imports neither torch nor nni.
-STRATEGY_NAMES = ("asenas", "asenas+", "random", "evolution", "evolution-nats", "tpe", "rl")
+STRATEGY_NAMES = ("asenas", "asenas-paper", "asenas+", "random", "evolution", "evolution-nats", "tpe", "optuna-tpe",
+                  "optuna-tpe-mv", "local-search", "rl")
 SIGNAL_NAMES = ("val12", "val200")
 MAX_SEED = 2**32 - 1
 
@@ -30,9 +31,11 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="benchmark ASE-NAS against NNI's strategies on NAS-Bench-201 (simulated, many seeds)",
-        description="Run ASE-NAS, ASE-NAS+ and NNI's Random, RegularizedEvolution, TPE (and PolicyBasedRL, with the "
-        "'peers' extra) on the embedded NAS-Bench-201 table under the NATS-Bench protocol, with the same seeds and "
-        "budgets; write per-run result.json files, summary.json, summary.md and curves.png to DIR.",
+        description="Run ASE-NAS (package defaults and the 'paper' preset), ASE-NAS+, NNI's Random, "
+        "RegularizedEvolution, TPE, local search, and, with the 'peers' extra, Optuna's TPESampler and NNI's "
+        "PolicyBasedRL on the embedded NAS-Bench-201 table under the NATS-Bench protocol, with the same seeds and "
+        "budgets; write per-run result.json files, summary.json (signal regret, found rate, test accuracy), "
+        "summary.md and curves.png to DIR.",
     )
     parser.add_argument("--space", default="nasbench201", choices=["nasbench201"], help="search space (default: %(default)s)")
     parser.add_argument("--dataset", default="all",
@@ -115,15 +118,17 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     from nni_asenas.comparison import harness as bench  # imports torch and nni: after the argument checks
-    from nni_asenas.comparison.peers import rl_unavailable
+    from nni_asenas.comparison.peers import optuna_unavailable, rl_unavailable
 
     skipped: dict[str, str] = {}
-    if "rl" in args.strategy_list:
-        reason = rl_unavailable()
-        if reason is not None:
-            print(f"rl skipped: {reason}", file=sys.stderr)
-            skipped["rl"] = reason
-            args.strategy_list.remove("rl")
+    for name, unavailable in (("optuna-tpe", optuna_unavailable), ("optuna-tpe-mv", optuna_unavailable),
+                              ("rl", rl_unavailable)):
+        if name in args.strategy_list:
+            reason = unavailable()
+            if reason is not None:
+                print(f"{name} skipped: {reason}", file=sys.stderr)
+                skipped[name] = reason
+                args.strategy_list.remove(name)
     if not args.strategy_list:
         raise UsageError("--strategies: nothing left to run")
     settings = bench.BenchSettings(signal=args.signal, budget_seconds=args.budget_seconds, max_queries=args.max_queries)
