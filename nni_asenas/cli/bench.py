@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     (args.output / "summary.md").write_text(markdown)
     if results:
         bench.plot_curves(results, args.output / "curves.png")
-    print(markdown.split("\n## ")[0].rstrip())
+    print(markdown.split(f"\n## {next(iter(summary))}\n")[0].rstrip() if summary else markdown.rstrip())
     print(f"\n{len(results)} runs in {args.output} ({elapsed:.0f} s this time); see summary.md, curves.png")
     for run_spec, error in failures.items():
         print(f"failed: {run_spec.strategy} {run_spec.dataset} seed {run_spec.seed}: {error}", file=sys.stderr)

@@ -266,7 +266,7 @@ def test_found_counts_ties_of_the_signal_optimum():
     assert len(tied) >= 2  # CIFAR-100's 12-epoch optimum is shared
     results = [synthetic("asenas", seed, [table.arch_str(int(i))]) for seed, i in enumerate(tied)]
     entry = harness.summarize(results)["cifar100"]["strategies"]["asenas"]
-    assert entry["found_signal_optimum"] == 1.0 and entry["regret"]["mean"] == 0.0
+    assert entry["found_signal_optimum"] == 1.0 and entry["regret"]["mean"] == pytest.approx(0.0, abs=harness.FOUND_TOLERANCE)
     assert harness.signal_regret({"best": None}, 1.0) is None
 
 
