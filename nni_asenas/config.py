@@ -69,7 +69,7 @@ class AseNasConfig:
     """
 
     k: int = 3
-    n_steps: int = 2
+    n_steps: int = 1
     hidden_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 2.37e-5
