@@ -78,7 +78,7 @@ class AseNasConfig:
     temperature: float = 5.0
     max_redraws: int = 32
     surrogate: str = "gp"
-    exploration: float = 1.0
+    exploration: float = 2.0
     restart_pool: int = 64
 
     def __post_init__(self) -> None:
