@@ -11,8 +11,8 @@ signal, simulated cost, budget, trajectory), with the same seeds. The peers are 
 * ``tpe``: NNI's ``TpeTuner`` (maximize) driven directly with the space's search-space JSON: NNI's ``TPE`` strategy
   wraps the same tuner but sleeps 1 s per model. Duplicates are NNI's business: its tuner replaces them (grid order);
   ``PolicyBasedRL`` does not deduplicate, so a repeated architecture is queried, and charged, again.
-* ``optuna-tpe`` / ``optuna-tpe-mv``: Optuna's ``TPESampler`` with its defaults / with ``multivariate=True,
-  group=True``, where the ``peers`` extra is installed. Optuna does not deduplicate: a repeated proposal is
+* ``optuna-tpe`` / ``optuna-tpe-mv``: Optuna's ``TPESampler`` with independent per-parameter models (its default
+  before Optuna 5, ``multivariate=False``) / with ``multivariate=True, group=True``, where the ``peers`` extra is installed. Optuna does not deduplicate: a repeated proposal is
   answered from a cache of earlier results at no cost (neither queried nor charged).
 * ``local-search``: best-improvement local search over one-edit neighbours with random restarts (White et al.
   2021), :func:`~nni_asenas.comparison.local_search.local_search`.
@@ -84,7 +84,7 @@ STRATEGIES: dict[str, str] = {
     "evolution": "nni.nas.strategy.RegularizedEvolution (NNI defaults: population 100, sample 25)",
     "evolution-nats": "nni.nas.strategy.RegularizedEvolution (population 10, sample 3, as NATS-Bench)",
     "tpe": "nni.algorithms.hpo.tpe_tuner.TpeTuner (maximize), driven directly",
-    "optuna-tpe": "optuna.samplers.TPESampler (defaults; repeats answered from a cache at no cost; 'peers' extra)",
+    "optuna-tpe": "optuna.samplers.TPESampler(multivariate=False) (the pre-5 default; repeats cached; 'peers' extra)",
     "optuna-tpe-mv": "optuna.samplers.TPESampler(multivariate=True, group=True) (repeats cached; 'peers' extra)",
     "local-search": "local search: best improvement over one-edit neighbours, random restarts (White et al. 2021)",
     "rl": "nni.nas.strategy.PolicyBasedRL (NNI defaults; needs the 'peers' extra)",

@@ -158,7 +158,8 @@ MAX_REPEATS_IN_A_ROW = 10_000
 
 def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bool = False,
                    strategy: str = "optuna-tpe") -> dict[str, Any]:
-    """Optuna's ``TPESampler(seed=seed)`` (with ``multivariate=True, group=True`` when ``multivariate``), one
+    """Optuna's ``TPESampler(seed=seed, multivariate=False)`` (independent per-parameter models, the default before
+    Optuna 5; with ``multivariate=True, group=True`` when ``multivariate``), one
     categorical parameter per NAS-Bench-201 edge, maximising, until ``benchmark`` is done. Repeats are answered
     from the cache of earlier results at no cost."""
     import warnings
@@ -172,8 +173,10 @@ def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bo
     started = time.perf_counter()
     with warnings.catch_warnings():  # multivariate and group are flagged experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate=False explicitly: Optuna 5 made the multivariate model its default, earlier versions (and
+        # most users' code) sample each parameter independently
         sampler = (optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True) if multivariate
-                   else optuna.samplers.TPESampler(seed=seed))
+                   else optuna.samplers.TPESampler(seed=seed, multivariate=False))
         study = optuna.create_study(direction="maximize", sampler=sampler)
     decisions = benchmark.table.decisions()
     cache: dict[tuple[str, ...], float] = {}
