@@ -18,15 +18,16 @@ import time
 import numpy as np
 import torch
 
+from nni_asenas.config import PRESETS
 from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, load_table
 
 
-def time_search(dataset: str, seed: int) -> tuple[list[float], list[float], float]:
+def time_search(dataset: str, seed: int, preset: str = "default") -> tuple[list[float], list[float], float]:
     """Wall seconds of every ask and every tell, and the CPU seconds of all of them together."""
     table = load_table()
     signal, cost = table.signal_array(dataset), table.cost_array(dataset)
-    searcher = AseNasSearcher(table.decisions(), seed=seed)
+    searcher = AseNasSearcher(table.decisions(), preset, seed=seed)
     asks, tells, cpu, spent = [], [], 0.0, 0.0
     while spent < BUDGET_SECONDS[dataset]:
         cpu_start, start = time.process_time(), time.perf_counter()
@@ -46,18 +47,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="method settings (default: %(default)s)")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
-    time_search(args.dataset, seed=10_000)  # warm-up: imports, allocator, first-call costs
+    time_search(args.dataset, seed=10_000, preset=args.preset)  # warm-up: imports, allocator, first-call costs
     asks, tells, cpu = [], [], 0.0
     for seed in range(args.seeds):
-        a, t, c = time_search(args.dataset, seed)
+        a, t, c = time_search(args.dataset, seed, args.preset)
         asks += a
         tells += t
         cpu += c
     per_proposal = 1000 * (np.array(asks) + np.array(tells))
     numbers = {
         "dataset": args.dataset,
+        "preset": args.preset,
         "seeds": args.seeds,
         "proposals": len(per_proposal),
         "ask_ms_mean": 1000 * float(np.mean(asks)),

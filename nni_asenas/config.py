@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from nni_asenas.errors import UsageError
 
-__all__ = ["AseNasConfig", "MAX_SEED", "PRESETS", "check_seed", "resolve_config"]
+__all__ = ["AseNasConfig", "MAX_SEED", "PRESETS", "SURROGATES", "check_seed", "resolve_config"]
 
 #: Seeds are 0 .. 2**32 - 1 everywhere (numpy's and torch's common range).
 MAX_SEED = 2**32 - 1
@@ -27,6 +27,8 @@ MAX_K = 1000
 MAX_N_STEPS = 1000
 MAX_HIDDEN_SIZE = 4096
 MAX_REDRAWS = 1000
+#: Values of :attr:`AseNasConfig.surrogate`.
+SURROGATES = ("gp", "none")
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,33 @@ class AseNasConfig:
     temperature
         T in ``c * tanh(logits / T)``, the squashing of the policy's logits.
     max_redraws
-        Policy samples drawn as one batch per proposal; when all land on known or invalid architectures, an
-        unvisited neighbour of the chosen centre is proposed instead.
+        Policy samples drawn as one batch per proposal. Without a surrogate the first that lands on an unvisited
+        valid architecture is proposed; with one, the unvisited valid draw the surrogate rates highest. When all
+        land on known or invalid architectures, an unvisited neighbour of the chosen centre is proposed instead.
+    surrogate
+        How the draws of one proposal are ranked: ``"gp"``, a Gaussian-process model of the scores seen on the edit
+        distance between architectures (:mod:`nni_asenas.core.surrogate`), or ``"none"`` (the paper: first draw).
+    exploration
+        Weight of the surrogate's uncertainty in its rating (an upper confidence bound: mean + exploration x std,
+        in standard deviations of the scores); 0 ranks by the predicted score alone.
+    restart_pool
+        A candidate (other than the best) whose one-edit neighbours have all been evaluated is a spent local
+        optimum: its slot restarts from the most promising (by the surrogate) of this many random unvisited
+        architectures. 0: never restart (the paper).
     """
 
     k: int = 3
-    n_steps: int = 4
+    n_steps: int = 1
     hidden_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 2.37e-5
     entropy_weight: float = 5.05e-4
     baseline_decay: float = 0.9
     temperature: float = 5.0
-    max_redraws: int = 3
+    max_redraws: int = 32
+    surrogate: str = "gp"
+    exploration: float = 2.0
+    restart_pool: int = 64
 
     def __post_init__(self) -> None:
         for name, high in (("k", MAX_K), ("n_steps", MAX_N_STEPS), ("hidden_size", MAX_HIDDEN_SIZE),
@@ -71,9 +87,14 @@ class AseNasConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise UsageError(f"{name} must be an integer in 1..{high}, got {value!r}")
+        if isinstance(self.restart_pool, bool) or not isinstance(self.restart_pool, int) or not (
+                0 <= self.restart_pool <= MAX_REDRAWS):
+            raise UsageError(f"restart_pool must be an integer in 0..{MAX_REDRAWS}, got {self.restart_pool!r}")
+        if self.surrogate not in SURROGATES:
+            raise UsageError(f"surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
         for name, low, low_open in (("learning_rate", 0.0, True), ("temperature", 0.0, True),
                                     ("weight_decay", 0.0, False), ("entropy_weight", 0.0, False),
-                                    ("baseline_decay", 0.0, False)):
+                                    ("baseline_decay", 0.0, False), ("exploration", 0.0, False)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise UsageError(f"{name} must be a finite number, got {value!r}")
@@ -114,7 +135,8 @@ class AseNasConfig:
 #: ``benchmarks/README.md``); ``paper``: the published settings (Chen et al., arXiv 2210.17180).
 PRESETS: dict[str, AseNasConfig] = {
     "default": AseNasConfig(),
-    "paper": AseNasConfig(learning_rate=9.45e-3),
+    "paper": AseNasConfig(n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
+                           restart_pool=0),
 }
 
 

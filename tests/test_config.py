@@ -12,7 +12,9 @@ from nni_asenas.errors import UsageError
 def test_defaults_presets_and_overrides() -> None:
     assert resolve_config() == AseNasConfig() == PRESETS["default"]
     assert resolve_config("paper").learning_rate == pytest.approx(9.45e-3)
-    assert resolve_config("paper", k=5) == AseNasConfig(k=5, learning_rate=9.45e-3)
+    paper = AseNasConfig(k=5, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
+                         restart_pool=0)
+    assert resolve_config("paper", k=5) == paper
     config = AseNasConfig(k=4)
     assert resolve_config(config, n_steps=2) == AseNasConfig(k=4, n_steps=2)
     assert AseNasConfig.from_dict(config.to_dict()) == config
@@ -31,6 +33,9 @@ def test_defaults_presets_and_overrides() -> None:
         ({"baseline_decay": 1.0}, "baseline_decay must be in [0, 1)"),
         ({"temperature": "5"}, "temperature must be a finite number"),
         ({"hidden_sise": 8}, "unknown ASE-NAS setting 'hidden_sise'"),
+        ({"surrogate": "forest"}, "surrogate must be one of gp, none, got 'forest'"),
+        ({"exploration": -1.0}, "exploration must be >= 0"),
+        ({"restart_pool": -1}, "restart_pool must be an integer in 0..1000"),
     ],
 )
 def test_bad_settings_name_the_setting(settings: dict, message: str) -> None:
@@ -59,3 +64,17 @@ def test_seed_range(seed: int) -> None:
 def test_bad_seeds_name_the_seed(seed: object) -> None:
     with pytest.raises(UsageError, match=r"tuner seed must be an integer in 0\.\.4294967295"):
         check_seed(seed, "tuner seed")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip(name: str) -> None:
+    preset = AseNasConfig.preset(name)
+    assert AseNasConfig.from_dict(preset.to_dict()) == preset == resolve_config(name)
+    assert resolve_config(name, **preset.to_dict()) == preset
+
+
+def test_the_paper_preset_is_the_published_method() -> None:
+    paper = PRESETS["paper"]
+    assert (paper.k, paper.n_steps, paper.hidden_size) == (3, 4, 64)
+    assert (paper.learning_rate, paper.weight_decay, paper.entropy_weight) == (9.45e-3, 2.37e-5, 5.05e-4)
+    assert (paper.surrogate, paper.restart_pool) == ("none", 0)  # no ranking of draws, no restarts

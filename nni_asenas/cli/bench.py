@@ -23,7 +23,8 @@ from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import DATASETS, normalize_dataset
 
 # The names of nni_asenas.comparison.harness.STRATEGIES, repeated so that building the parser imports neither torch nor nni.
-STRATEGY_NAMES = ("asenas", "asenas+", "random", "evolution", "evolution-nats", "tpe", "rl")
+STRATEGY_NAMES = ("asenas", "asenas-paper", "asenas+", "random", "evolution", "evolution-nats", "tpe", "optuna-tpe",
+                  "optuna-tpe-mv", "local-search", "rl")
 SIGNAL_NAMES = ("val12", "val200")
 #: Seeds one invocation may run (each is one run per strategy and dataset): larger lists are a typo, and planning
 #: them would allocate gigabytes before the first run. Split bigger studies into several invocations of one DIR.
@@ -34,9 +35,11 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="benchmark ASE-NAS against NNI's strategies on NAS-Bench-201 (simulated, many seeds)",
-        description="Run ASE-NAS, ASE-NAS+ and NNI's Random, RegularizedEvolution, TPE (and PolicyBasedRL, with the "
-        "'peers' extra) on the embedded NAS-Bench-201 table under the NATS-Bench protocol, with the same seeds and "
-        "budgets; write per-run result.json files, summary.json, summary.md and curves.png to DIR.",
+        description="Run ASE-NAS (package defaults and the 'paper' preset), ASE-NAS+, NNI's Random, "
+        "RegularizedEvolution, TPE, local search, and, with the 'peers' extra, Optuna's TPESampler and NNI's "
+        "PolicyBasedRL on the embedded NAS-Bench-201 table under the NATS-Bench protocol, with the same seeds and "
+        "budgets; write per-run result.json files, summary.json (signal regret, found rate, test accuracy), "
+        "summary.md and curves.png to DIR.",
     )
     parser.add_argument("--space", default="nasbench201", choices=["nasbench201"], help="search space (default: %(default)s)")
     parser.add_argument("--dataset", default="all",
@@ -127,15 +130,17 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     from nni_asenas.comparison import harness as bench  # imports torch and nni: after the argument checks
-    from nni_asenas.comparison.peers import rl_unavailable
+    from nni_asenas.comparison.peers import optuna_unavailable, rl_unavailable
 
     skipped: dict[str, str] = {}
-    if "rl" in args.strategy_list:
-        reason = rl_unavailable()
-        if reason is not None:
-            print(f"rl skipped: {reason}", file=sys.stderr)
-            skipped["rl"] = reason
-            args.strategy_list.remove("rl")
+    for name, unavailable in (("optuna-tpe", optuna_unavailable), ("optuna-tpe-mv", optuna_unavailable),
+                              ("rl", rl_unavailable)):
+        if name in args.strategy_list:
+            reason = unavailable()
+            if reason is not None:
+                print(f"{name} skipped: {reason}", file=sys.stderr)
+                skipped[name] = reason
+                args.strategy_list.remove(name)
     if not args.strategy_list:
         raise UsageError("--strategies: nothing left to run")
     settings = bench.BenchSettings(signal=args.signal, budget_seconds=args.budget_seconds, max_queries=args.max_queries)
@@ -172,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     write_result(args.output / "summary.md", markdown)
     if results:
         bench.plot_curves(results, args.output / "curves.png")
-    print(markdown.split("\n## ")[0].rstrip())
+    print(markdown.split(f"\n## {next(iter(summary))}\n")[0].rstrip() if summary else markdown.rstrip())
     print(f"\n{len(results)} runs in {args.output} ({elapsed:.0f} s this time); see summary.md, curves.png")
     for run_spec, error in failures.items():
         print(f"failed: {run_spec.strategy} {run_spec.dataset} seed {run_spec.seed}: {error}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from nni_asenas.config import PRESETS, AseNasConfig, resolve_config
+from nni_asenas.config import PRESETS, SURROGATES, AseNasConfig, resolve_config
 
 __all__ = ["add_method_options", "method_config"]
 
@@ -18,8 +18,13 @@ _HELP = {
     "entropy_weight": "entropy bonus of the REINFORCE loss",
     "baseline_decay": "decay of the REINFORCE baseline's moving average",
     "temperature": "T of the logit squashing c*tanh(x/T)",
-    "max_redraws": "policy samples per proposal before an unvisited neighbour is proposed",
+    "max_redraws": "policy samples drawn per proposal (ranked by the surrogate, if any)",
+    "surrogate": "how a proposal's draws are ranked: gp (a model of the scores seen) or none (first draw)",
+    "exploration": "weight of the surrogate's uncertainty in its rating (UCB)",
+    "restart_pool": "random architectures rated to restart a spent candidate (0: never restart)",
 }
+#: Settings whose values are names: their choices.
+_CHOICES = {"surrogate": SURROGATES}
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +36,14 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
         flags = ["--" + field.name.replace("_", "-")]
         if field.name == "n_steps":
             flags.append("--steps")  # the name before 0.2
-        kind = int if isinstance(getattr(defaults, field.name), int) else float
+        default = getattr(defaults, field.name)
+        help_text = f"{_HELP.get(field.name, field.name)} (default: {default})"
+        if field.name in _CHOICES:
+            group.add_argument(*flags, dest=field.name, choices=_CHOICES[field.name], default=None, help=help_text)
+            continue
+        kind = int if isinstance(default, int) else float
         group.add_argument(*flags, dest=field.name, type=kind, default=None, metavar="N" if kind is int else "X",
-                           help=f"{_HELP.get(field.name, field.name)} (default: {getattr(defaults, field.name)})")
+                           help=help_text)
 
 
 def method_config(args: argparse.Namespace) -> AseNasConfig:

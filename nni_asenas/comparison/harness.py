@@ -11,12 +11,21 @@ signal, simulated cost, budget, trajectory), with the same seeds. The peers are 
 * ``tpe``: NNI's ``TpeTuner`` (maximize) driven directly with the space's search-space JSON: NNI's ``TPE`` strategy
   wraps the same tuner but sleeps 1 s per model. Duplicates are NNI's business: its tuner replaces them (grid order);
   ``PolicyBasedRL`` does not deduplicate, so a repeated architecture is queried, and charged, again.
-* ``asenas``: :func:`~nni_asenas.nasbench.simulator.run_asenas`; ``asenas+``: the same, started from the final candidate set
+* ``optuna-tpe`` / ``optuna-tpe-mv``: Optuna's ``TPESampler`` with independent per-parameter models (its default
+  before Optuna 5, ``multivariate=False``) / with ``multivariate=True, group=True``, where the ``peers`` extra is installed. Optuna does not deduplicate: a repeated proposal is
+  answered from a cache of earlier results at no cost (neither queried nor charged).
+* ``local-search``: best-improvement local search over one-edit neighbours with random restarts (White et al.
+  2021), :func:`~nni_asenas.comparison.local_search.local_search`.
+* ``asenas``: :func:`~nni_asenas.nasbench.simulator.run_asenas` with the package defaults; ``asenas-paper``: the same
+  with the ``paper`` preset (the published settings); ``asenas+``: the package defaults, started from the final candidate set
   of the same seed's CIFAR-10 ``asenas`` search (read from this benchmark's output, or searched on demand), as the
   authors do. On CIFAR-10 itself ``asenas+`` starts from the ResNet-like cell :data:`RESNET_CELL` (the hand-designed
   reference cell of the NAS-Bench-201 paper); the searcher fills the other candidates at random.
 
-Metrics go to every strategy as the signal / 100 (a 0-1 accuracy). Each run seeds Python's ``random``, numpy's
+What a search optimises is the signal: the summaries report each run's signal regret (the signal optimum minus the
+best signal found, in points; :func:`signal_regret`) and whether it found the signal-optimal architecture (ties
+within :data:`FOUND_TOLERANCE`), beside the 200-epoch test accuracy of its pick. Metrics go to every strategy as
+the signal / 100 (a 0-1 accuracy). Each run seeds Python's ``random``, numpy's
 global RNG and torch from its seed as well, since parts of NNI draw from those. A run is one (strategy, dataset,
 seed); :func:`run_benchmark` runs many over a process pool, writes ``DATASET/STRATEGY/seed-N/result.json`` under the
 output directory, and skips runs whose file is already there. :func:`summarize`, :func:`summary_markdown` and
@@ -48,15 +57,18 @@ __all__ = [
     "RESNET_CELL",
     "RunSpec",
     "STRATEGIES",
+    "FOUND_TOLERANCE",
     "best_so_far_curve",
     "compare",
     "describe_stats",
     "load_results",
     "plan_runs",
     "plot_curves",
+    "regret_curve",
     "result_path",
     "run_benchmark",
     "run_one",
+    "signal_regret",
     "summarize",
     "summary_markdown",
 ]
@@ -65,12 +77,16 @@ _logger = logging.getLogger(__name__)
 
 #: Strategy name -> what runs under it.
 STRATEGIES: dict[str, str] = {
-    "asenas": "ASE-NAS (this package), random start",
+    "asenas": "ASE-NAS (this package, default settings), random start",
+    "asenas-paper": "ASE-NAS with the 'paper' preset (the published settings), random start",
     "asenas+": "ASE-NAS+ started from the same seed's CIFAR-10 candidates (CIFAR-10: from the ResNet-like cell)",
     "random": "nni.nas.strategy.Random",
     "evolution": "nni.nas.strategy.RegularizedEvolution (NNI defaults: population 100, sample 25)",
     "evolution-nats": "nni.nas.strategy.RegularizedEvolution (population 10, sample 3, as NATS-Bench)",
     "tpe": "nni.algorithms.hpo.tpe_tuner.TpeTuner (maximize), driven directly",
+    "optuna-tpe": "optuna.samplers.TPESampler(multivariate=False) (the pre-5 default; repeats cached; 'peers' extra)",
+    "optuna-tpe-mv": "optuna.samplers.TPESampler(multivariate=True, group=True) (repeats cached; 'peers' extra)",
+    "local-search": "local search: best improvement over one-edit neighbours, random restarts (White et al. 2021)",
     "rl": "nni.nas.strategy.PolicyBasedRL (NNI defaults; needs the 'peers' extra)",
 }
 _SOURCE_DATASET = "cifar10"  # asenas+ starts other datasets from this dataset's asenas search
@@ -131,16 +147,20 @@ def run_one(strategy: str, dataset: str, seed: int, settings: BenchSettings = Be
 
 
 def _search(strategy: str, dataset: str, seed: int, settings: BenchSettings, start: list[str]) -> dict[str, Any]:
-    if strategy in ("asenas", "asenas+"):
+    if strategy in ("asenas", "asenas-paper", "asenas+"):
         return run_asenas(dataset, seed=seed, budget_seconds=settings.budget_for(dataset),
                           max_queries=settings.max_queries, signal=settings.signal, initial_architectures=start,
-                          strategy=strategy)
+                          strategy=strategy, config="paper" if strategy == "asenas-paper" else None)
     from nni_asenas.comparison import peers as _peers  # imports nni
 
     benchmark = SimulatedBenchmark(dataset, budget_seconds=settings.budget_for(dataset),
                                    max_queries=settings.max_queries, signal=settings.signal)
     if strategy == "tpe":
         return _peers.run_tpe(benchmark, seed)
+    if strategy in ("optuna-tpe", "optuna-tpe-mv"):
+        return _peers.run_optuna_tpe(benchmark, seed, multivariate=strategy == "optuna-tpe-mv", strategy=strategy)
+    if strategy == "local-search":
+        return _peers.run_local_search(benchmark, seed)
     return _peers.run_nni_strategy(strategy, benchmark, seed)
 
 
@@ -349,11 +369,22 @@ def compare(values: Sequence[float], reference: Sequence[float]) -> dict[str, fl
     return {"delta": float(a.mean() - b.mean()), "p": float(stats.ttest_ind(a, b, equal_var=False).pvalue)}
 
 
+#: A run "found" the signal optimum when its best signal is within this many points of it (ties in the table).
+FOUND_TOLERANCE = 1e-4
+
+
+def signal_regret(result: Mapping[str, Any], signal_optimum: float) -> float | None:
+    """``signal_optimum`` minus the best signal of a run (points; 0 = it found the optimum), None without queries."""
+    best = result.get("best")
+    return None if not best else max(float(signal_optimum) - float(best["signal"]), 0.0)
+
+
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per dataset and strategy: the statistics of the reported test accuracy (:func:`describe_stats`), mean
-    queries, the fraction of runs whose pick is the signal-optimal architecture, mean decision overhead per query
-    (wall and CPU ms), wall seconds (total and per run), and the difference to ``asenas`` (:func:`compare`).
-    Also each dataset's optima."""
+    """Per dataset and strategy: the statistics (:func:`describe_stats`) of the signal regret (:func:`signal_regret`,
+    the search's objective) under ``regret`` and of the reported test accuracy at the top level, the fraction of
+    runs that found the signal optimum (ties within :data:`FOUND_TOLERANCE`), mean queries, mean decision overhead
+    per query (wall and CPU ms), wall seconds (total and per run), and Welch tests against ``asenas`` of both
+    (``regret_vs_asenas``, ``vs_asenas``; :func:`compare`). Also each dataset's optima."""
     table = load_table()
     groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for result in results:
@@ -365,17 +396,24 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if len(signals) != 1:
             raise ValueError(f"{dataset}: results mix signals {sorted(signals)}")
         signal = signals.pop()
-        optimal_index, _ = table.optimum(dataset, SIGNALS[signal])
+        optimal_index, optimum_signal = table.optimum(dataset, SIGNALS[signal])
+        regrets: dict[str, list[float]] = {}
         for strategy in [s for s in STRATEGIES if s in groups[dataset]]:
             group = sorted(groups[dataset][strategy], key=lambda r: r["seed"])
             picks = [r["best"] for r in group]
             walls = [float(r.get("wall_seconds", 0.0)) for r in group]
+            run_regrets = [signal_regret(r, optimum_signal) for r in group]
+            regrets[strategy] = [value for value in run_regrets if value is not None]
             entries[strategy] = {
                 **describe_stats([p["test_accuracy"] if p else None for p in picks]),
+                "regret": describe_stats(run_regrets),
+                "regret_median": float(np.median(regrets[strategy])) if regrets[strategy] else None,
                 "seeds": [r["seed"] for r in group],
                 "test_accuracies": [p["test_accuracy"] if p else None for p in picks],  # by seed, as listed
+                "regrets": run_regrets,  # by seed, as listed
                 "queries_mean": float(np.mean([r["queries"] for r in group])),
-                "found_signal_optimum": float(np.mean([bool(p) and p["index"] == optimal_index for p in picks])),
+                "found_signal_optimum": float(np.mean([value is not None and value <= FOUND_TOLERANCE
+                                                       for value in run_regrets])),
                 "decision_ms_per_query": float(np.mean([r.get("decision_ms_per_query", math.nan) for r in group])),
                 "cpu_ms_per_query": float(np.mean([r.get("cpu_ms_per_query", math.nan) for r in group])),
                 "cpu_seconds": float(sum(r.get("cpu_ms_per_query", math.nan) * r["queries"] for r in group) / 1000),
@@ -387,11 +425,12 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for strategy, entry in entries.items():
             if strategy != "asenas" and "asenas" in accuracies:
                 entry["vs_asenas"] = compare(accuracies[strategy], accuracies["asenas"])
+                entry["regret_vs_asenas"] = compare(regrets[strategy], regrets["asenas"])
         test_index, test_optimum = table.optimum(dataset)
         summary[dataset] = {
             "signal": signal,
             "optimum": {"test_accuracy": test_optimum, "arch": table.arch_str(test_index)},
-            "signal_optimum": {"arch": table.arch_str(optimal_index),
+            "signal_optimum": {"arch": table.arch_str(optimal_index), "signal": optimum_signal,
                                "test_accuracy": table.test_accuracy(optimal_index, dataset)},
             "strategies": entries,
         }
@@ -404,8 +443,16 @@ def _fmt(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
 
 
-def _fmt_compare(comparison: Mapping[str, float] | None) -> str:
-    return "-" if not comparison else f"{comparison['delta']:+.2f} (p={comparison['p']:.2g})"
+def _fmt_compare(comparison: Mapping[str, float] | None, digits: int = 2) -> str:
+    return "-" if not comparison else f"{comparison['delta']:+.{digits}f} (p={comparison['p']:.2g})"
+
+
+def _fmt_regret(stats: Mapping[str, Any]) -> str:
+    if stats["mean"] is None:
+        return "-"
+    if stats["ci95"] is None:
+        return f"{stats['mean']:.3f}"
+    return f"{stats['mean']:.3f} [{stats['ci95'][0]:.3f}, {stats['ci95'][1]:.3f}]"
 
 
 def summary_markdown(summary: Mapping[str, Any], *, settings: BenchSettings | None = None,
@@ -419,10 +466,21 @@ def summary_markdown(summary: Mapping[str, Any], *, settings: BenchSettings | No
         budget = ("protocol budgets (" + ", ".join(f"{d} {settings.budget_for(d):.0f} s" for d in datasets) + ")"
                   if settings.budget_seconds is None else f"{settings.budget_seconds:g} simulated s")
         cap = f", at most {settings.max_queries} queries" if settings.max_queries is not None else ""
-        lines += [f"Signal `{settings.signal}`, {budget}{cap}. Reported: 200-epoch test accuracy (seed mean) of the "
-                  "architecture with the best signal; mean ± std over seeds.", ""]
+        lines += [f"Signal `{settings.signal}`, {budget}{cap}.", ""]
     if command:
         lines += ["```", command, "```", ""]
+    lines += ["## Signal regret and found rate", "",
+              "What the searches optimise: signal regret = the signal optimum minus the best signal found (points; "
+              "mean [95 % CI] over seeds) / the share of runs that found the signal-optimal architecture.", "",
+              "| strategy | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for strategy in strategies:
+        cells = []
+        for d in datasets:
+            entry = summary[d]["strategies"].get(strategy)
+            cells.append(f"{_fmt_regret(entry['regret'])} / {100 * entry['found_signal_optimum']:.0f} %" if entry else "-")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    lines += ["", "## Test accuracy", "",
+              "200-epoch test accuracy (seed mean) of the architecture with the best signal; mean ± std over seeds.", ""]
     header = "| strategy | " + " | ".join(datasets) + " |"
     lines += [header, "|---" * (len(datasets) + 1) + "|"]
     for strategy in strategies:
@@ -443,14 +501,18 @@ def summary_markdown(summary: Mapping[str, Any], *, settings: BenchSettings | No
                   f"Optimum (test): {info['optimum']['test_accuracy']:.2f} `{info['optimum']['arch']}`; "
                   f"signal optimum: `{info['signal_optimum']['arch']}` "
                   f"(test {info['signal_optimum']['test_accuracy']:.2f}).", "",
-                  "| strategy | n | mean ± std | 95 % CI | queries | found signal optimum | decision ms/query "
-                  "| CPU ms/query | wall s (total) | vs asenas: Δ mean (Welch p) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| strategy | n | regret mean [95 % CI] | regret median | found | vs asenas: Δ regret (Welch p) "
+                  "| test mean ± std | test 95 % CI | vs asenas: Δ test (Welch p) | queries | decision ms/query "
+                  "| CPU ms/query | wall s (total) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for strategy, e in info["strategies"].items():
             ci = f"[{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["ci95"] else "-"
-            lines.append(f"| {strategy} | {e['n']} | {_fmt(e['mean'], e['std'])} | {ci} | {e['queries_mean']:.1f} "
-                         f"| {100 * e['found_signal_optimum']:.0f} % | {e['decision_ms_per_query']:.2f} "
-                         f"| {e['cpu_ms_per_query']:.2f} | {e['wall_seconds']:.0f} | {_fmt_compare(e.get('vs_asenas'))} |")
+            median = "-" if e["regret_median"] is None else f"{e['regret_median']:.3f}"
+            lines.append(f"| {strategy} | {e['n']} | {_fmt_regret(e['regret'])} | {median} "
+                         f"| {100 * e['found_signal_optimum']:.0f} % | {_fmt_compare(e.get('regret_vs_asenas'), 3)} "
+                         f"| {_fmt(e['mean'], e['std'])} | {ci} | {_fmt_compare(e.get('vs_asenas'))} "
+                         f"| {e['queries_mean']:.1f} | {e['decision_ms_per_query']:.2f} "
+                         f"| {e['cpu_ms_per_query']:.2f} | {e['wall_seconds']:.0f} |")
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
@@ -470,9 +532,28 @@ def best_so_far_curve(result: Mapping[str, Any], grid: np.ndarray) -> np.ndarray
     return curve
 
 
+def regret_curve(result: Mapping[str, Any], grid: np.ndarray, signal_optimum: float) -> np.ndarray:
+    """Signal regret of the current best (``signal_optimum`` minus its signal) at each simulated time of ``grid``
+    (NaN before the first query ends)."""
+    trajectory = result["trajectory"]
+    if not trajectory:
+        return np.full(grid.shape, np.nan)
+    times = np.array([step["simulated_seconds"] for step in trajectory], dtype=float)
+    values = np.maximum(signal_optimum - np.array([step["best_signal"] for step in trajectory], dtype=float), 0.0)
+    position = np.searchsorted(times, grid, side="right") - 1
+    curve = values[np.clip(position, 0, None)]
+    curve[position < 0] = np.nan
+    return curve
+
+
+#: Regret below this is drawn on a linear scale (the rest logarithmic), so that runs at the optimum (0) show.
+REGRET_LINEAR_BELOW = 0.01
+
+
 def plot_curves(results: Iterable[Mapping[str, Any]], path: Path, *, points: int = 200) -> None:
-    """``curves.png``: mean ± standard error of the current best's test accuracy vs simulated seconds, one line
-    per strategy, one panel per dataset, the benchmark optimum dashed."""
+    """``curves.png``, one column per dataset. Top: signal regret of the current best vs simulated seconds, median
+    (line) and quartiles (band) over seeds, logarithmic above :data:`REGRET_LINEAR_BELOW` (symlog). Bottom: test
+    accuracy of the current best, mean ± standard error, the benchmark optimum dashed. One colour per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,12 +565,29 @@ def plot_curves(results: Iterable[Mapping[str, Any]], path: Path, *, points: int
     datasets = [d for d in DATASETS if d in groups]
     if not datasets:
         raise ValueError("no results to plot")
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
-    for axis, dataset in zip(axes[0], datasets):
+    table = load_table()
+    palette = plt.get_cmap("tab20")
+    figure, axes = plt.subplots(2, len(datasets), figsize=(5.6 * len(datasets), 8.4), squeeze=False)
+    for column, dataset in enumerate(datasets):
+        top, bottom = axes[0][column], axes[1][column]
         end = max(r["simulated_seconds"] for group in groups[dataset].values() for r in group)
         grid = np.linspace(0.0, end, points)
+        signals = {r.get("signal", "val12") for group in groups[dataset].values() for r in group}
+        signal_optimum = table.optimum(dataset, SIGNALS[signals.pop()])[1] if len(signals) == 1 else math.nan
         low = math.inf
         for strategy in [s for s in STRATEGIES if s in groups[dataset]]:
+            index = list(STRATEGIES).index(strategy)
+            color = palette(2 * (index % 10) + index // 10)  # the same colour in every panel
+            style = "-" if strategy.startswith("asenas") else "--"
+            width = 2.0 if strategy == "asenas" else 1.2
+            label = f"{strategy} (n={len(groups[dataset][strategy])})"
+            regrets = np.array([regret_curve(r, grid, signal_optimum) for r in groups[dataset][strategy]])
+            shown = np.sum(~np.isnan(regrets), axis=0) > 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                q1, median, q3 = np.nanpercentile(regrets[:, shown], [25, 50, 75], axis=0)
+            top.plot(grid[shown], median, label=label, color=color, linestyle=style, linewidth=width)
+            top.fill_between(grid[shown], q1, q3, color=color, alpha=0.12)
             curves = np.array([best_so_far_curve(r, grid) for r in groups[dataset][strategy]])
             count = np.sum(~np.isnan(curves), axis=0)
             shown = count > 0
@@ -498,21 +596,27 @@ def plot_curves(results: Iterable[Mapping[str, Any]], path: Path, *, points: int
             with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)  # one run so far at a point: no spread yet
                 se = np.nan_to_num(np.nanstd(values, axis=0, ddof=1) / np.sqrt(n))
-            color = f"C{list(STRATEGIES).index(strategy)}"  # the same colour in every panel
-            axis.plot(x, mean, label=f"{strategy} (n={len(curves)})", color=color, linewidth=1.4)
-            axis.fill_between(x, mean - se, mean + se, color=color, alpha=0.2)
+            bottom.plot(x, mean, label=label, color=color, linestyle=style, linewidth=width)
+            bottom.fill_between(x, mean - se, mean + se, color=color, alpha=0.15)
             late = x >= 0.15 * end
             if late.any():
                 low = min(low, float(np.min((mean - se)[late])))
-        optimum = load_table().optimum(dataset)[1]
-        axis.axhline(optimum, color="black", linestyle="--", linewidth=0.8, label=f"optimum {optimum:.2f}")
+        top.set_yscale("symlog", linthresh=REGRET_LINEAR_BELOW)
+        top.set_ylim(bottom=0.0)
+        top.set_title(f"{dataset}: signal regret (median, quartiles)")
+        top.set_xlabel("simulated seconds")
+        top.set_ylabel("signal optimum - best signal (points)")
+        top.grid(alpha=0.3, which="both")
+        top.legend(fontsize=6.5, loc="upper right")
+        optimum = table.optimum(dataset)[1]
+        bottom.axhline(optimum, color="black", linestyle=":", linewidth=0.8, label=f"optimum {optimum:.2f}")
         if math.isfinite(low):
-            axis.set_ylim(low - 0.25 * (optimum - low + 0.1), optimum + 0.08 * (optimum - low + 0.1))
-        axis.set_title(dataset)
-        axis.set_xlabel("simulated seconds")
-        axis.set_ylabel("test accuracy of the current best (%)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+            bottom.set_ylim(low - 0.25 * (optimum - low + 0.1), optimum + 0.08 * (optimum - low + 0.1))
+        bottom.set_title(f"{dataset}: test accuracy of the current best (mean ± s.e.)")
+        bottom.set_xlabel("simulated seconds")
+        bottom.set_ylabel("200-epoch test accuracy (%)")
+        bottom.grid(alpha=0.3)
+        bottom.legend(fontsize=6.5, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -6,6 +6,11 @@ NasBench201Space` with an evaluator that looks the frozen model up in the table 
 (:class:`TableEvaluator`). TPE is NNI's tuner, driven directly (NNI's ``TPE`` strategy wraps the same tuner but
 sleeps 1 s per model); its result records how many of its proposals repeated an earlier one (NNI's tuner
 replaces those by the next unseen point of a grid). Every metric goes to the strategy as the signal / 100.
+
+Beside NNI's: Optuna's ``TPESampler`` (:func:`run_optuna_tpe`; defaults, or ``multivariate=True, group=True``),
+where the ``peers`` extra is installed, and local search (:func:`run_local_search`, White et al. 2021). Optuna
+does not deduplicate: a repeated proposal is answered from a cache of earlier results at no cost (not queried, not
+charged), as a careful user would do; the result records how many asks were such repeats.
 """
 
 from __future__ import annotations
@@ -14,14 +19,26 @@ import time
 from typing import Any
 
 import nni
+import numpy as np
 from nni.nas.evaluator import Evaluator
 from nni.nas.execution import SequentialExecutionEngine
 from nni.nas.space import RawFormatModelSpace
 
+from nni_asenas.comparison.local_search import local_search
 from nni_asenas.nasbench.nb201_space import NasBench201Space, search_space
 from nni_asenas.nasbench.simulator import SimulatedBenchmark
 
-__all__ = ["NNI_STRATEGIES", "SimulatedEngine", "TableEvaluator", "rl_unavailable", "run_nni_strategy", "run_tpe"]
+__all__ = [
+    "NNI_STRATEGIES",
+    "SimulatedEngine",
+    "TableEvaluator",
+    "optuna_unavailable",
+    "rl_unavailable",
+    "run_local_search",
+    "run_nni_strategy",
+    "run_optuna_tpe",
+    "run_tpe",
+]
 
 NNI_STRATEGIES = ("random", "evolution", "evolution-nats", "rl")
 
@@ -124,6 +141,83 @@ def run_tpe(benchmark: SimulatedBenchmark, seed: int) -> dict[str, Any]:
         parameter_id += 1
     return _result(benchmark, "tpe", seed, {"class": "TpeTuner", "optimize_mode": "maximize",
                                             "duplicates_replaced": dedup.replaced}, started, query_seconds)
+
+
+def optuna_unavailable() -> str | None:
+    """Why Optuna's samplers cannot run here, or None if they can."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError as exc:
+        return f"{exc} (install the 'peers' extra: pip install 'nni-asenas[peers]')"
+    return None
+
+
+#: Consecutive cached answers after which an Optuna search is taken to have nothing new to propose.
+MAX_REPEATS_IN_A_ROW = 10_000
+
+
+def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bool = False,
+                   strategy: str = "optuna-tpe") -> dict[str, Any]:
+    """Optuna's ``TPESampler(seed=seed, multivariate=False)`` (independent per-parameter models, the default before
+    Optuna 5; with ``multivariate=True, group=True`` when ``multivariate``), one
+    categorical parameter per NAS-Bench-201 edge, maximising, until ``benchmark`` is done. Repeats are answered
+    from the cache of earlier results at no cost."""
+    import warnings
+
+    import optuna
+
+    reason = optuna_unavailable()
+    if reason is not None:
+        raise RuntimeError(f"{strategy} cannot run: {reason}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    with warnings.catch_warnings():  # multivariate and group are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate=False explicitly: Optuna 5 made the multivariate model its default, earlier versions (and
+        # most users' code) sample each parameter independently
+        sampler = (optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True) if multivariate
+                   else optuna.samplers.TPESampler(seed=seed, multivariate=False))
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+    decisions = benchmark.table.decisions()
+    cache: dict[tuple[str, ...], float] = {}
+    query_seconds, repeats, in_a_row = 0.0, 0, 0
+    while not benchmark.done and in_a_row < MAX_REPEATS_IN_A_ROW:
+        trial = study.ask()
+        arch = {label: trial.suggest_categorical(label, options) for label, options in decisions.items()}
+        key = tuple(arch.values())
+        if key in cache:
+            repeats, in_a_row = repeats + 1, in_a_row + 1
+        else:
+            tick = time.perf_counter()
+            cache[key] = benchmark.query(arch) / 100.0
+            query_seconds += time.perf_counter() - tick
+            in_a_row = 0
+        study.tell(trial, cache[key])
+    settings = {"class": "optuna.samplers.TPESampler", "seed": seed, "multivariate": multivariate,
+                "group": multivariate, "optuna": optuna.__version__, "asks": len(study.trials),
+                "repeats_answered_from_cache": repeats}
+    return _result(benchmark, strategy, seed, settings, started, query_seconds)
+
+
+def run_local_search(benchmark: SimulatedBenchmark, seed: int) -> dict[str, Any]:
+    """Local search (best improvement over one-edit neighbours, random restarts) until ``benchmark`` is done."""
+    started = time.perf_counter()
+    decisions = benchmark.table.decisions()
+    options = list(decisions.values())
+    labels = list(decisions)
+    query_seconds = 0.0
+
+    def query(code: tuple[int, ...]) -> float:
+        nonlocal query_seconds
+        tick = time.perf_counter()
+        value = benchmark.query({label: values[i] for label, values, i in zip(labels, options, code)}) / 100.0
+        query_seconds += time.perf_counter() - tick
+        return value
+
+    local_search([len(values) for values in options], query, np.random.default_rng(seed), lambda: benchmark.done)
+    settings = {"algorithm": "best-improvement local search over one-edit neighbours, random restarts",
+                "reference": "White et al. 2021, Local search is state of the art for NAS benchmarks"}
+    return _result(benchmark, "local-search", seed, settings, started, query_seconds)
 
 
 class _CountingDeduplicator:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
+from nni_asenas.core import surrogate
 from nni_asenas.core.encoding import (
     Arch,
     apply_edits,
@@ -42,9 +43,13 @@ _logger = logging.getLogger(__name__)
 # unvisited neighbour used when the policy keeps landing on known architectures. "observed" marks results
 # recorded through observe() (evaluated elsewhere).
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
+# A new centre for a candidate whose one-edit neighbourhood is exhausted (its ``parent`` is that candidate).
+RESTART = "restart"
 _STATE_VERSION = 1
 #: A constraint that rejects this many proposals in a row stops the search with an error instead of looping on.
 MAX_REJECTIONS_IN_A_ROW = 20_000
+#: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
+MAX_LESSONS = 4
 
 
 def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,9 +103,9 @@ class _Record:
 class _Step:
     """What a proposal needs to learn from its result, whatever happened in between.
 
-    ``tokens`` is the batch of policy rollouts drawn for it: row ``own_row`` produced it (None for a fallback
-    neighbour); ``lessons`` are the earlier rows that landed on evaluated architectures, with rewards from their
-    recorded scores. All are learnt in one update when this proposal's result arrives.
+    ``tokens`` are the policy rollouts it learns from: row ``own_row`` produced it (None for a fallback
+    neighbour); ``lessons`` are rows that landed on evaluated architectures, with rewards from their recorded
+    scores. All are learnt in one update when this proposal's result arrives.
     """
 
     tokens: list[list[int]]
@@ -263,7 +268,7 @@ class AseNasSearcher:
         else:
             self._record_score(proposal_id, score)
         if step is None:
-            if score is not None:
+            if score is not None and not self._restart_slot(record):
                 self._enter_candidates(proposal_id)
             return
         reward = None if score is None else (score - step.parent_score) / self._stats.scale
@@ -387,31 +392,109 @@ class AseNasSearcher:
     # ------------------------------------------------------------------ proposals
 
     def _search_step(self) -> Proposal | None:
+        """One policy step: draw ``max_redraws`` rollouts as a batch and propose one unvisited valid child.
+
+        Without a surrogate the first such draw is proposed; with one, the draw it rates highest (duplicates
+        counted once). Draws that land on evaluated architectures are free lessons (their recorded scores are their
+        rewards). When no draw is usable, an unvisited neighbour of the first draw's centre, nearest first."""
+        restart = self._restart_proposal()
+        if restart is not None:
+            return restart
         graph = self._graph_snapshot()
         with torch.no_grad():
             embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
         tokens = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws).tolist()
+        rank = self._config.surrogate != "none"
         lessons: list[tuple[int, float]] = []
+        usable: dict[Arch, int] = {}  # unvisited valid child -> the first row that drew it
         for row, rollout in enumerate(tokens):
-            slot = rollout[0]
-            centre_score = self._score(self._slots[slot])
-            child = apply_edits(self._records[self._slots[slot]].code, AseNasPolicy.edits(rollout))
+            centre_id = self._slots[rollout[0]]
+            child = apply_edits(self._records[centre_id].code, AseNasPolicy.edits(rollout))
             known = self._by_code.get(child)
             if known is None:
-                if not self._is_valid(child):
-                    continue
-                step = _Step(tokens, graph, slot, centre_score, row, lessons)
-                return self._propose(child, SEARCH, parent=self._slots[slot], step=step)
-            if self._records[known].status == "done":
-                # A known result is a free lesson: its recorded score is the reward; the next row is a redraw.
-                lessons.append((row, (self._score(known) - centre_score) / self._stats.scale))
-        slot = tokens[0][0]
-        centre_id = self._slots[slot]
+                if child not in usable and self._is_valid(child):
+                    usable[child] = row
+                    if not rank:
+                        break
+            elif self._records[known].status == "done" and len(lessons) < MAX_LESSONS:
+                lessons.append((row, (self._score(known) - self._score(centre_id)) / self._stats.scale))
+        if usable:
+            # The policy's first draw picks the subspace (global search); the surrogate ranks the edits drawn in it
+            # (local search). Ranking every draw would let it always pick the best centre's subspace.
+            own = [child for child, row in usable.items() if tokens[row][0] == tokens[0][0]]
+            children = own or list(usable)
+            pick = int(np.argmax(self._rate(children))) if rank and len(children) > 1 else 0
+            row = usable[children[pick]]
+            return self._propose_step(children[pick], SEARCH, tokens, graph, row, row, lessons)
+        centre_id = self._slots[tokens[0][0]]
         for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
             if code not in self._by_code and self._is_valid(code):
-                step = _Step(tokens, graph, slot, self._score(centre_id), None, lessons)
-                return self._propose(code, FALLBACK, parent=centre_id, step=step)
+                return self._propose_step(code, FALLBACK, tokens, graph, 0, None, lessons)
         return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
+
+    def _propose_step(self, code: Arch, kind: str, tokens: list[list[int]], graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      slot_row: int, own_row: int | None, lessons: list[tuple[int, float]]) -> Proposal:
+        """Propose ``code`` from the rollout ``slot_row``'s subspace, keeping only the rows it will learn from."""
+        rows = sorted({row for row, _ in lessons} | ({own_row} if own_row is not None else set()))
+        where = {row: i for i, row in enumerate(rows)}
+        slot = tokens[slot_row][0]
+        step = _Step([tokens[row] for row in rows] or [tokens[slot_row]], graph, slot, self._score(self._slots[slot]),
+                     None if own_row is None else where[own_row], [(where[row], reward) for row, reward in lessons])
+        return self._propose(code, kind, parent=self._slots[slot], step=step)
+
+    def _restart_proposal(self) -> Proposal | None:
+        """A new centre for the first candidate (not the best) whose one-edit neighbourhood is all known, or None.
+
+        Such a candidate is a local optimum whose nearest ring is spent: its slot moves to the most promising of
+        ``restart_pool`` random unvisited architectures (rated by the surrogate, or the first without one), which
+        replaces it when its result arrives, whatever its score."""
+        if self._config.restart_pool == 0:
+            return None
+        restarting = {r.parent for r in self._records.values() if r.kind == RESTART and r.status == "pending"}
+        for rid in self._slots:
+            if rid == self._best or rid in restarting or not self._exhausted(self._records[rid].code):
+                continue
+            pool: list[Arch] = []
+            for _ in range(4 * self._config.restart_pool):
+                code = random_architecture(self._sizes, self._rng)
+                if code not in self._by_code and code not in pool and self._is_valid(code):
+                    pool.append(code)
+                    if len(pool) == self._config.restart_pool:
+                        break
+            if not pool:
+                return None  # the space is nearly all known: the policy's steps and fallbacks go on
+            pick = int(np.argmax(self._rate(pool))) if self._config.surrogate != "none" and len(pool) > 1 else 0
+            _logger.info("candidate %d is a spent local optimum: restarting its slot", rid)
+            return self._propose(pool[pick], RESTART, parent=rid)
+        return None
+
+    def _exhausted(self, code: Arch) -> bool:
+        """Whether every one-edit neighbour of ``code`` has been proposed or rejected."""
+        for position, size in enumerate(self._sizes):
+            for option in range(size):
+                if option != code[position]:
+                    neighbour = code[:position] + (option,) + code[position + 1:]
+                    if neighbour not in self._by_code and neighbour not in self._rejected:
+                        return False
+        return True
+
+    def _restart_slot(self, record: _Record) -> bool:
+        """Put a restart's result in the slot of the candidate it restarts, if that one is still there (and
+        still not the best); False if it did not go there."""
+        if record.kind != RESTART or record.parent not in self._slots or record.parent == self._best:
+            return False
+        rid = self._by_code[record.code]
+        self._slots[self._slots.index(record.parent)] = rid
+        return True
+
+    def _rate(self, children: list[Arch]) -> np.ndarray:
+        """The surrogate's rating of ``children`` from every result so far (see :mod:`nni_asenas.core.surrogate`)."""
+        done = [record for record in self._records.values() if record.status == "done"]
+        scores = np.array([record.score for record in done], dtype=np.float64)
+        keep = surrogate.training_subset(scores)
+        codes = np.array([done[i].code for i in keep], dtype=np.int64)
+        return surrogate.rate(codes, scores[keep], np.array(children, dtype=np.int64),
+                              exploration=self._config.exploration)
 
     def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
         for _ in range(attempts):

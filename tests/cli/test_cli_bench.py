@@ -80,7 +80,7 @@ def test_bench_writes_every_output_and_resumes(main, tmp_path, capsys):
             "--max-queries", "6", "--output", str(out)]
     assert main(*args) == 0
     printed = capsys.readouterr().out
-    assert "| asenas+ |" in printed and "*ASE-NAS, authors (20 seeds)*" in printed
+    assert "| asenas+ |" in printed and "*ASE-NAS, authors (20 seeds)*" in printed and "Signal regret" in printed
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("result.json"))
     assert files == sorted(f"{d}/{s}/seed-{n}/result.json" for d in ("cifar10", "cifar100")
                            for s in ("asenas", "asenas+", "random") for n in (1,))
@@ -88,7 +88,8 @@ def test_bench_writes_every_output_and_resumes(main, tmp_path, capsys):
     assert summary["settings"]["max_queries"] == 6 and summary["failures"] == []
     entry = summary["results"]["cifar100"]["strategies"]["asenas+"]
     assert entry["n"] == 1 and entry["queries_mean"] == 6 and entry["seeds"] == [1]
-    assert {"mean", "std", "ci95", "found_signal_optimum", "decision_ms_per_query", "wall_seconds"} <= set(entry)
+    assert {"mean", "std", "ci95", "found_signal_optimum", "decision_ms_per_query", "wall_seconds", "regret",
+            "regrets", "regret_vs_asenas"} <= set(entry)
     assert "ASE-NAS+, authors (20 seeds)" in summary["reference"]["published"]
     assert (out / "summary.md").read_text().startswith("# NAS-Bench-201")
     assert (out / "curves.png").stat().st_size > 0
@@ -114,3 +115,15 @@ def test_rl_without_its_extra_is_skipped_with_the_reason(main, tmp_path, capsys)
     assert main("--strategies", "rl", "--output", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "rl skipped: " in err and "--strategies: nothing left to run" in err
+
+
+def test_optuna_without_its_extra_is_skipped_with_a_clear_line(main, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(peers, "optuna_unavailable", lambda: "No module named 'optuna' (install the 'peers' extra)")
+    out = tmp_path / "bench"
+    assert main("--strategies", "optuna-tpe,optuna-tpe-mv,random", "--dataset", "cifar10", "--seeds", "0",
+                "--max-queries", "3", "--output", str(out), "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "optuna-tpe skipped: No module named 'optuna'" in err and "optuna-tpe-mv skipped: " in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["skipped"]) == {"optuna-tpe", "optuna-tpe-mv"}
+    assert list(summary["results"]["cifar10"]["strategies"]) == ["random"]

@@ -14,7 +14,12 @@ from nni_asenas.nasbench.nb201 import load_table
 from nni_asenas.nasbench.simulator import SimulatedBenchmark
 
 TINY = BenchSettings(max_queries=12)
-PEERS = ["random", "evolution", "evolution-nats", "tpe"]
+PEERS = ["random", "evolution", "evolution-nats", "tpe", "local-search", "optuna-tpe", "optuna-tpe-mv"]
+OPTUNA = pytest.mark.skipif(peers.optuna_unavailable() is not None, reason="optuna is not installed (the 'peers' extra)")
+
+
+def needs(strategy: str) -> list:
+    return [OPTUNA] if strategy.startswith("optuna") else []
 
 
 def check_result(result: dict, strategy: str, dataset: str, seed: int, queries: int) -> None:
@@ -35,13 +40,21 @@ def check_result(result: dict, strategy: str, dataset: str, seed: int, queries: 
     json.dumps(result)  # result.json material
 
 
-@pytest.mark.parametrize("strategy", PEERS + ["asenas"])
+@pytest.mark.parametrize("strategy", [pytest.param(s, marks=needs(s)) for s in PEERS + ["asenas", "asenas-paper"]])
 def test_one_tiny_run_per_strategy(strategy):
     result = harness.run_one(strategy, "cifar100", 3, TINY)
     check_result(result, strategy, "cifar100", 3, 12)
 
 
-@pytest.mark.parametrize("strategy", ["evolution-nats", "tpe"])
+def test_asenas_paper_runs_the_paper_preset():
+    from nni_asenas.config import PRESETS
+
+    result = harness.run_one("asenas-paper", "cifar10", 0, TINY)
+    assert {key: result["settings"][key] for key in PRESETS["paper"].to_dict()} == PRESETS["paper"].to_dict()
+
+
+@pytest.mark.parametrize("strategy", [pytest.param(s, marks=needs(s))
+                                      for s in ["evolution-nats", "tpe", "local-search", "optuna-tpe-mv"]])
 def test_peers_are_reproducible_per_seed(strategy):
     first = [s["arch"] for s in harness.run_one(strategy, "cifar10", 5, TINY)["trajectory"]]
     assert first == [s["arch"] for s in harness.run_one(strategy, "cifar10", 5, TINY)["trajectory"]]
@@ -53,6 +66,26 @@ def test_tpe_records_how_often_nni_replaced_a_repeated_proposal():
     replaced = result["settings"]["duplicates_replaced"]
     assert 0 < replaced < 60  # the first 20 are random start-up draws; then TPE's categorical search repeats itself
     assert len({step["arch"] for step in result["trajectory"]}) == 60  # and NNI never queries a repeat
+
+
+@OPTUNA
+@pytest.mark.parametrize("strategy", ["optuna-tpe", "optuna-tpe-mv"])
+def test_optuna_repeats_are_answered_from_the_cache_at_no_cost(strategy):
+    result = harness.run_one(strategy, "cifar10", 1, BenchSettings(max_queries=40))
+    archs = [step["arch"] for step in result["trajectory"]]
+    assert len(set(archs)) == len(archs) == 40  # a repeat is never queried (nor charged) again
+    settings = result["settings"]
+    assert settings["asks"] == 40 + settings["repeats_answered_from_cache"]
+    assert settings["multivariate"] == settings["group"] == (strategy == "optuna-tpe-mv")
+
+
+def test_local_search_climbs_from_random_starts():
+    result = harness.run_one("local-search", "cifar10", 2, BenchSettings(max_queries=60))
+    table = load_table()
+    codes = [table.op_ids(step["arch"]) for step in result["trajectory"]]
+    assert len(set(codes)) == 60
+    # after the random start, the next 24 queries are exactly its one-edit neighbours
+    assert {sum(a != b for a, b in zip(codes[0], code)) for code in codes[1:25]} == {1}
 
 
 def test_peers_stop_at_the_simulated_budget():
@@ -214,10 +247,39 @@ def test_summarize_on_synthetic_results():
     assert random["test_accuracies"] == [picked["random0"], picked["random1"], picked["random2"]]
     assert asenas["queries_mean"] == 1.5 and random["queries_mean"] == pytest.approx(5 / 3)
     assert asenas["found_signal_optimum"] == 0.5 and random["found_signal_optimum"] == pytest.approx(1 / 3)
+    optimum = table.signal(c, "cifar100")
+    best = {r["strategy"] + str(r["seed"]): r["best"]["signal"] for r in results}
+    assert asenas["regrets"] == pytest.approx([optimum - best["asenas0"], 0.0])
+    assert asenas["regret"]["mean"] == pytest.approx((optimum - best["asenas0"]) / 2)
+    assert random["regret_median"] == pytest.approx(optimum - max(best["random0"], best["random2"]))
+    assert random["regret_vs_asenas"]["delta"] == pytest.approx(random["regret"]["mean"] - asenas["regret"]["mean"])
     assert (asenas["decision_ms_per_query"], asenas["cpu_ms_per_query"], random["cpu_ms_per_query"]) == (3.0, 1.5, 0.5)
     assert "vs_asenas" not in asenas
     assert random["vs_asenas"]["delta"] == pytest.approx(random["mean"] - asenas["mean"])
     assert (asenas["wall_seconds"], asenas["wall_seconds_per_run"]) == (4.0, 2.0)
+
+
+def test_found_counts_ties_of_the_signal_optimum():
+    table = load_table()
+    signal = table.signal_array("cifar100")
+    tied = np.flatnonzero(signal >= signal.max() - harness.FOUND_TOLERANCE)
+    assert len(tied) >= 2  # CIFAR-100's 12-epoch optimum is shared
+    results = [synthetic("asenas", seed, [table.arch_str(int(i))]) for seed, i in enumerate(tied)]
+    entry = harness.summarize(results)["cifar100"]["strategies"]["asenas"]
+    assert entry["found_signal_optimum"] == 1.0 and entry["regret"]["mean"] == pytest.approx(0.0, abs=harness.FOUND_TOLERANCE)
+    assert harness.signal_regret({"best": None}, 1.0) is None
+
+
+def test_regret_curve_follows_the_best_signal():
+    table = load_table()
+    archs = [table.arch_str(i) for i in (7, 300, 12)]
+    result = synthetic("asenas", 0, archs, dataset="cifar10")
+    optimum = table.optimum("cifar10", "signal")[1]
+    times = [step["simulated_seconds"] for step in result["trajectory"]]
+    curve = harness.regret_curve(result, np.array([0.0, times[0], times[1], times[2] + 1.0]), optimum)
+    bests = np.maximum.accumulate([table.signal(a, "cifar10") for a in archs])
+    assert np.isnan(curve[0])  # before the first query ends
+    assert curve[1:] == pytest.approx([optimum - bests[0], optimum - bests[1], optimum - bests[2]])
 
 
 def test_summarize_refuses_mixed_signals():
@@ -235,6 +297,7 @@ def test_summary_markdown_has_the_reference_rows():
     assert "*94.37*" in text and "*73.51*" in text  # the benchmark optima
     assert "*94.23 ± 0.22*" in text and "*73.12 ± 0.61*" in text  # the authors' ASE-NAS / ASE-NAS+
     assert "## cifar100" in text and "nni-asenas bench ..." in text
+    assert "## Signal regret and found rate" in text and ("% |" in text)
 
 
 def test_best_so_far_curve_is_a_step_function_of_simulated_time():

@@ -35,12 +35,12 @@ def test_starts_with_k_random_then_searches_from_the_candidates():
     s = AseNasSearcher(BIG, k=3, seed=0)
     proposals = drive(s, 20)
     assert [p.kind for p in proposals[:3]] == ["random"] * 3
-    assert all(p.kind in ("search", "fallback") for p in proposals[3:])
+    assert all(p.kind in ("search", "fallback", "restart") for p in proposals[3:])
     candidate_ids = {p.id for p in proposals[:3]}
     first = proposals[3]
     assert first.parent in candidate_ids
     parent = next(p for p in proposals if p.id == first.parent)
-    assert sum(parent.arch[label] != first.arch[label] for label in BIG) <= 4  # within n_steps edits of its centre
+    assert sum(parent.arch[label] != first.arch[label] for label in BIG) <= s.config.n_steps  # within its subspace
 
 
 def test_candidate_update_rule():
@@ -234,3 +234,72 @@ def test_a_strict_constraint_still_finds_its_few_architectures():
     s = AseNasSearcher(BIG, seed=0, constraint=lambda arch: arch == target)
     assert s.ask().arch == target
     assert s.ask() is None
+
+
+def test_the_surrogate_picks_the_draw_it_rates_highest(monkeypatch):
+    s = AseNasSearcher(BIG, seed=3)
+    drive(s, 10)
+    seen = []
+    original = AseNasSearcher._rate
+
+    def spy(self, children):
+        ratings = original(self, children)
+        seen.append((list(children), ratings))
+        return ratings
+
+    monkeypatch.setattr(AseNasSearcher, "_rate", spy)
+    for _ in range(5):
+        p = s.ask()
+        if p.kind != "search":
+            continue
+        children, ratings = seen[-1]
+        code = tuple(p.arch[label] for label in BIG)
+        assert code == children[int(np.argmax(ratings))]
+        s.tell(p.id, score_of(p.arch))
+    assert seen and all(len(children) > 1 for children, _ in seen)
+
+
+def test_the_paper_preset_proposes_the_first_usable_draw_and_never_restarts(monkeypatch):
+    def refuse(self, children):
+        raise AssertionError("the paper preset has no surrogate")
+
+    monkeypatch.setattr(AseNasSearcher, "_rate", refuse)
+    s = AseNasSearcher(SPACE, "paper", k=2, seed=0)
+    assert s.config.surrogate == "none" and s.config.restart_pool == 0 and s.config.n_steps == 4
+    kinds = {p.kind for p in drive(s, 18, objective=lambda arch: len(key(arch)[1][1]) + arch["a"])}
+    assert "restart" not in kinds and len(s.history) == 18
+
+
+def test_a_spent_candidate_other_than_the_best_restarts_elsewhere():
+    s = AseNasSearcher(BIG, k=3, seed=4, n_steps=1)
+    proposals = drive(s, 200)
+    restarts = [p for p in proposals if p.kind == "restart"]
+    assert restarts
+    first = restarts[0]
+    before = {key(p.arch) for p in proposals[: proposals.index(first)]}
+    centre = next(p for p in proposals if p.id == first.parent)
+    ring = [{**centre.arch, label: option} for label in BIG for option in BIG[label] if option != centre.arch[label]]
+    assert all(key(arch) in before for arch in ring)  # every one-edit neighbour of the centre was known
+    assert sum(centre.arch[label] != first.arch[label] for label in BIG) > 1  # it starts somewhere new
+
+
+def test_a_restart_takes_over_its_slot_whatever_its_score():
+    s = AseNasSearcher(BIG, k=2, seed=5, n_steps=1)
+    proposals = drive(s, 3)
+    while True:
+        p = s.ask()
+        if p.kind == "restart":
+            break
+        s.tell(p.id, score_of(p.arch))
+    assert p.parent in [c.id for c in s.candidates] and p.parent != s.best.id
+    slot = [c.id for c in s.candidates].index(p.parent)
+    s.tell(p.id, -1.0)  # worse than everything
+    assert s.candidates[slot].id == p.id
+    assert proposals  # the warm-up ran
+
+
+def test_default_search_finds_the_optimum_of_a_smooth_objective():
+    for seed in range(3):
+        s = AseNasSearcher(BIG, seed=seed)
+        drive(s, 80)
+        assert s.best.arch == {label: 3 for label in BIG}
