@@ -7,28 +7,12 @@ from typing import Iterator
 
 import pytest
 import torch
-
-CLASSES = ("ant", "bee", "cat")
-
-
-def make_image_folder(root: Path, train_per_class: int = 8, val_per_class: int = 2) -> Path:
-    """Small non-square JPEGs whose colour depends on the class (so the task is learnable)."""
-    from PIL import Image
-
-    generator = torch.Generator().manual_seed(0)
-    for split, count in (("train", train_per_class), ("val", val_per_class)):
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(count):
-                noise = torch.randint(0, 60, (20, 26, 3), generator=generator, dtype=torch.uint8)
-                Image.fromarray((noise + 90 * label).clamp(max=255).numpy()).save(folder / f"{index}.jpeg")
-    return root
+from imagefolder_data import make_image_folder
 
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_image_folder(tmp_path_factory.mktemp("imagefolder"))
+    return make_image_folder(tmp_path_factory.mktemp("imagefolder"), val_per_class=2)
 
 
 @pytest.fixture(autouse=True)

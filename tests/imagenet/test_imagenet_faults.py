@@ -13,29 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from imagefolder_data import make_image_folder
 
 from nni_asenas.imagenet import train
 from nni_asenas.imagenet.checkpoints import CHECKPOINT_KEYS
 from nni_asenas.imagenet.space import decisions
 
-CLASSES = ("ant", "bee", "cat")
 PROGRAM = "nni_asenas.trials.imagenet"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_image_folder(root: Path, train_per_class: int = 8, val_per_class: int = 4) -> Path:
-    """Small JPEGs whose colour depends on the class."""
-    from PIL import Image
-
-    generator = torch.Generator().manual_seed(0)
-    for split, count in (("train", train_per_class), ("val", val_per_class)):
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(count):
-                noise = torch.randint(0, 60, (20, 26, 3), generator=generator, dtype=torch.uint8)
-                Image.fromarray((noise + 90 * label).clamp(max=255).numpy()).save(folder / f"{index}.jpeg")
-    return root
 
 
 def corrupt(path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from imagefolder_data import make_image_folder
 
 from nni_asenas.imagenet import train as imagenet
 from nni_asenas.imagenet.data import stratified_subset
@@ -22,7 +23,6 @@ from nni_asenas.imagenet.engine import lr_at
 from nni_asenas.imagenet.space import MobileNetLike, count_madds, decisions, search_space_json, within_madds
 
 REPO = Path(__file__).resolve().parents[2]
-CLASSES = ("ant", "bee", "cat")
 TIMING_COLUMNS = ("epoch_seconds", "train_images_per_s")
 
 
@@ -30,20 +30,6 @@ def uniform(index: int) -> dict[str, int]:
     return {label: options[index] for label, options in decisions().items()}
 
 
-def make_image_folder(root: Path, train_per_class: int = 8, val_per_class: int = 4) -> Path:
-    """Small non-square JPEGs whose colour depends on the class (so the task is learnable)."""
-    from PIL import Image
-
-    generator = torch.Generator().manual_seed(0)
-    for split, count in (("train", train_per_class), ("val", val_per_class)):
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(count):
-                noise = torch.randint(0, 60, (20, 26, 3), generator=generator, dtype=torch.uint8)
-                pixels = (noise + 90 * label).clamp(max=255).numpy()
-                Image.fromarray(pixels).save(folder / f"{index}.jpeg")
-    return root
 
 
 @pytest.fixture(scope="module")
