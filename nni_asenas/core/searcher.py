@@ -10,7 +10,6 @@ Nothing here imports NNI: :class:`nni_asenas.AseNas` (strategy) and :class:`nni_
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 import logging
 import math
@@ -34,6 +33,7 @@ from nni_asenas.core.encoding import (
     validate_decisions,
 )
 from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+from nni_asenas.threads import single_threaded
 
 __all__ = ["AseNasSearcher", "Observation", "Proposal"]
 
@@ -50,24 +50,6 @@ _STATE_VERSION = 1
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
 MAX_LESSONS = 4
-
-
-def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``method`` with one torch thread. The policy's tensors are tiny: a thread pool only adds waiting, and
-    on a busy machine (trials training beside the search) spinning threads slow each proposal many times over."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        threads = torch.get_num_threads()
-        if threads == 1:
-            return method(*args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper
 
 
 @dataclass(frozen=True)
@@ -231,7 +213,7 @@ class AseNasSearcher:
     def history(self) -> list[Observation]:
         return [self._observation(rid) for rid in self._history]
 
-    @_one_thread
+    @single_threaded
     def ask(self) -> Proposal | None:
         """The next architecture to evaluate, or None when every valid architecture has been proposed."""
         while self._initial_queue:
@@ -246,7 +228,7 @@ class AseNasSearcher:
             return None if fill is None else self._propose(fill, RANDOM)
         return self._search_step()
 
-    @_one_thread
+    @single_threaded
     def tell(self, proposal_id: int, score: float | None) -> None:
         """Report the score of a proposal (None, NaN or inf: the trial failed).
 
