@@ -166,6 +166,8 @@ class AseNasSearcher:
         self._policy = AseNasPolicy(self._sizes, n_steps=c.n_steps, hidden_size=c.hidden_size, temperature=c.temperature, generator=generator)
         # fused: one kernel for all parameters; the per-tensor loop costs more than the maths at this size
         self._optimizer = torch.optim.Adam(self._policy.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=True)
+        self._named_parameters = list(self._policy.named_parameters())
+        self._graph_memo: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], CandidateGraph] | None = None
         self._records: dict[int, _Record] = {}
         self._by_code: dict[Arch, int] = {}
         self._rejected: set[Arch] = set()
@@ -383,8 +385,7 @@ class AseNasSearcher:
         if restart is not None:
             return restart
         graph = self._graph_snapshot()
-        with torch.no_grad():
-            embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
+        embeddings = self._policy.embed_array(self._candidate_graph(graph))
         tokens = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws).tolist()
         rank = self._config.surrogate != "none"
         lessons: list[tuple[int, float]] = []
@@ -553,19 +554,22 @@ class AseNasSearcher:
             terms.append((step.own_row, reward))
         if not terms:
             return
-        embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
-        log_prob, entropy = self._policy.score(embeddings, np.asarray(step.tokens))
-        self._update_policy(log_prob, entropy, terms)
+        self._update_policy(step, terms)
 
-    def _update_policy(self, log_prob: torch.Tensor, entropy: torch.Tensor, terms: Sequence[tuple[int, float]]) -> None:
+    def _update_policy(self, step: _Step, terms: Sequence[tuple[int, float]]) -> None:
         """One REINFORCE step over the rollout rows in ``terms`` (row, reward), with an exponential-moving-average
-        baseline of past rewards and an entropy bonus."""
-        rows = torch.tensor([row for row, _ in terms])
-        advantages = torch.tensor([reward - self._baseline for _, reward in terms], dtype=log_prob.dtype)
-        loss = -(log_prob[rows] * advantages).sum() - self._config.entropy_weight * entropy[rows].sum()
-        self._optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        baseline of past rewards and an entropy bonus: the loss is
+        ``-sum((reward - baseline) * log_prob[row] + entropy_weight * entropy[row])`` (see
+        :meth:`AseNasPolicy.score`), its gradients computed in numpy (:meth:`AseNasPolicy.reinforce_gradients`)."""
+        tokens = np.asarray(step.tokens)[[row for row, _ in terms]]
+        grads = self._policy.reinforce_gradients(self._candidate_graph(step.graph), tokens,
+                                                 [reward - self._baseline for _, reward in terms],
+                                                 self._config.entropy_weight)
+        for name, parameter in self._named_parameters:
+            parameter.grad = torch.from_numpy(grads[name]) if name in grads else None
         self._optimizer.step()
+        for _, parameter in self._named_parameters:
+            parameter.grad = None
         decay = self._config.baseline_decay
         for _, reward in terms:
             self._baseline = decay * self._baseline + (1.0 - decay) * reward
@@ -577,6 +581,13 @@ class AseNasSearcher:
         mean, scale = self._stats.mean, self._stats.scale
         scores = np.array([(self._score(rid) - mean) / scale for rid in self._slots], dtype=np.float32)
         return candidate_graph(codes, scores)
+
+    def _candidate_graph(self, snapshot: tuple[np.ndarray, np.ndarray, np.ndarray]) -> CandidateGraph:
+        """The policy's graph of a snapshot, built once for the last one: a proposal's update (tell) reuses the
+        graph (and the policy its embeddings) of its draws (ask)."""
+        if self._graph_memo is None or self._graph_memo[0] is not snapshot:
+            self._graph_memo = (snapshot, CandidateGraph.from_arrays(*snapshot))
+        return self._graph_memo[1]
 
     def _score(self, rid: int) -> float:
         """The score of an evaluated record (candidates, the best, known results are never pending or failed)."""
