@@ -32,15 +32,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow warnings for large |x|
 
 
-def _lstm_cell(z: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+def _lstm_cell(z: np.ndarray, c: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One LSTM step from the gate pre-activations ``z`` (B, 4H; PyTorch's gate order i, f, g, o) and the cell
-    ``c`` (B, H): the new hidden state and cell, and the gate values the backward pass needs."""
+    ``c`` (B, H; None: zeros): the new hidden state and cell, the gate activations (B, 4H) and tanh of the cell."""
     n = z.shape[1] // 4
-    i, f, g, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]  # slices: np.split costs more
-    i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
-    c = f * c + i * g
+    gates = _sigmoid(z)  # one call for i, f and o (and g, overwritten): fewer numpy calls than one per gate
+    gates[:, 2 * n:3 * n] = np.tanh(z[:, 2 * n:3 * n])
+    i, f, g, o = gates[:, :n], gates[:, n:2 * n], gates[:, 2 * n:3 * n], gates[:, 3 * n:]
+    c = i * g if c is None else f * c + i * g
     tanh_c = np.tanh(c)
-    return o * tanh_c, c, (i, f, g, o, tanh_c)
+    return o * tanh_c, c, gates, tanh_c
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class AseNasPolicy(nn.Module):
         # numpy views of the parameters for the numpy passes: the optimizer and load_state_dict update them in place
         self._numpy_parameters = {name: value.detach().numpy() for name, value in self.named_parameters()}
         self._parameter_list = list(self.parameters())
+        self._sizes_np = np.asarray(self.sizes)
         self._embed_memo: tuple[CandidateGraph, list[int], tuple[np.ndarray, list[tuple[np.ndarray | None, ...]]]] | None = None
 
     def _squash(self, logits: torch.Tensor, c: float) -> torch.Tensor:
@@ -199,8 +201,8 @@ class AseNasPolicy(nn.Module):
         w_ih, w_hh = w["lstm.weight_ih_l0"].T, w["lstm.weight_hh_l0"].T
         bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
 
-        def lstm(x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            h, c, _ = _lstm_cell(x @ w_ih + h @ w_hh + bias, c)
+        def lstm(x: np.ndarray, h: np.ndarray | None, c: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            h, c, _, _ = _lstm_cell(x @ w_ih + bias if h is None else x @ w_ih + h @ w_hh + bias, c)
             return h, c
 
         def draw(logits: np.ndarray, c: float, valid: np.ndarray | None = None) -> np.ndarray:
@@ -213,8 +215,7 @@ class AseNasPolicy(nn.Module):
         tokens = np.zeros((batch, 1 + 2 * self.n_steps), dtype=np.int64)
         offsets = np.asarray(self.offsets)
         # Global search: attention of the LSTM state over the candidates picks the subspace.
-        h = c = np.zeros((batch, w_hh.shape[0]), dtype=np.float32)
-        h, c = lstm(np.broadcast_to(embeddings.mean(axis=0), (batch, embeddings.shape[1])), h, c)
+        h, c = lstm(np.broadcast_to(embeddings.mean(axis=0), (batch, embeddings.shape[1])), None, None)  # zero state
         keys = embeddings @ w["attention_key.weight"].T
         query = h @ w["attention_query.weight"].T
         attention = np.tanh(keys[None, :, :] + query[:, None, :]) @ w["attention_score.weight"][0]
@@ -237,7 +238,10 @@ class AseNasPolicy(nn.Module):
         another space)."""
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1, 1 + 2 * self.n_steps)
         subspace, decisions, options = tokens[:, 0], tokens[:, 1::2], tokens[:, 2::2]
-        sizes = np.asarray(self.sizes)
+        sizes = self._sizes_np
+        if len(tokens) and tokens.min() >= 0 and subspace.max() < n_candidates and decisions.max() < len(sizes) and (
+                options < sizes[decisions]).all():
+            return tokens  # the usual case, in fewer operations than finding the culprit below
         if (subspace < 0).any() or (subspace >= n_candidates).any():
             raise ValueError(f"recorded subspace tokens {subspace.tolist()} are out of range")
         if (decisions < 0).any() or (decisions >= len(sizes)).any():
@@ -297,7 +301,8 @@ class AseNasPolicy(nn.Module):
     def _embed_layers(self, graph: CandidateGraph) -> tuple[np.ndarray, list[tuple[np.ndarray | None, ...]]]:
         w = self._numpy_parameters
         h, e = graph.nodes.numpy(), graph.edge_features.numpy()
-        start, end = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
+        edges = graph.edges.numpy()
+        start, end = edges[:, 0], edges[:, 1]
         mean_in, mean_out = graph.mean_in.numpy(), graph.mean_out.numpy()
         saved: list[tuple[np.ndarray | None, ...]] = []
         for i, layer in enumerate(self.graph_layers):
@@ -320,7 +325,8 @@ class AseNasPolicy(nn.Module):
                         grads: dict[str, np.ndarray]) -> None:
         """Add the graph layers' parameter gradients to ``grads``, given the gradient ``d_h`` of the embeddings."""
         w = self._numpy_parameters
-        start, end = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
+        edges = graph.edges.numpy()
+        start, end = edges[:, 0], edges[:, 1]
         mean_in, mean_out = graph.mean_in.numpy(), graph.mean_out.numpy()
         d_e: np.ndarray | None = None  # gradient of the layer's edge output (the last layer's is unused)
         for i in reversed(range(len(saved))):
@@ -388,23 +394,20 @@ class AseNasPolicy(nn.Module):
         batch, n_steps, hidden = len(tokens), self.n_steps, emb.shape[1]
         w_ih, w_hh = w["lstm.weight_ih_l0"], w["lstm.weight_hh_l0"]
         # Teacher forcing: the input of every step is known (see score()).
-        inputs = [np.broadcast_to(emb.mean(axis=0), (batch, hidden)), emb[subspace]]
-        for step in range(n_steps):
-            inputs.append(w["decision_embedding.weight"][decisions[:, step]])
-            if step + 1 < n_steps:
-                inputs.append(w["option_embedding.weight"][global_options[:, step]])
-        x = np.stack(inputs, axis=1)  # (B, S, H)
-        length = x.shape[1]
+        length = 1 + 2 * n_steps
+        x = np.empty((batch, length, hidden), dtype=np.float32)
+        x[:, 0] = emb.sum(axis=0) / len(emb)
+        x[:, 1] = emb[subspace]
+        x[:, 2::2] = w["decision_embedding.weight"][decisions]
+        x[:, 3::2] = w["option_embedding.weight"][global_options[:, :-1]]
         gates_x = x @ w_ih.T + (w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"])
         out = np.empty((batch, length, hidden), dtype=np.float32)
         cells = np.zeros((batch, length + 1, hidden), dtype=np.float32)  # cells[:, t] is the cell before step t
-        gates = []
-        h = None
+        gates = np.empty((batch, length, 4 * hidden), dtype=np.float32)
+        tanh_c = np.empty((batch, length, hidden), dtype=np.float32)
         for t in range(length):
-            z = gates_x[:, t] if h is None else gates_x[:, t] + h @ w_hh.T
-            h, cells[:, t + 1], values = _lstm_cell(z, cells[:, t])
-            out[:, t] = h
-            gates.append(values)
+            z = gates_x[:, t] if t == 0 else gates_x[:, t] + out[:, t - 1] @ w_hh.T
+            out[:, t], cells[:, t + 1], gates[:, t], tanh_c[:, t] = _lstm_cell(z, None if t == 0 else cells[:, t])
 
         grads: dict[str, np.ndarray] = {}
         d_out = np.zeros_like(out)
@@ -431,17 +434,22 @@ class AseNasPolicy(nn.Module):
             grads[name + ".weight"] = d_logits.reshape(-1, weight.shape[0]).T @ out[:, states].reshape(-1, hidden)
             grads[name + ".bias"] = d_logits.sum(axis=(0, 1))
             d_out[:, states] = d_logits @ weight
-        # The LSTM, backward through time.
+        # The LSTM, backward through time. What multiplies the cell's and the state's gradients in each gate's
+        # pre-activation gradient, for all steps at once: [g i (1 - i), c' f (1 - f), i (1 - g^2), tanh(c) o (1 - o)].
+        i, f, g, o = (gates[..., k * hidden:(k + 1) * hidden] for k in range(4))
+        by_cell = np.empty((batch, length, 3, hidden), dtype=np.float32)
+        by_cell[:, :, 0] = g * i * (1.0 - i)
+        by_cell[:, :, 1] = cells[:, :-1] * f * (1.0 - f)
+        by_cell[:, :, 2] = i * (1.0 - g * g)
+        by_state = tanh_c * o * (1.0 - o)
+        cell_by_state = o * (1.0 - tanh_c * tanh_c)  # d cell / d state
         d_z = np.empty((batch, length, 4 * hidden), dtype=np.float32)
-        d_h = np.zeros((batch, hidden), dtype=np.float32)
         d_c = np.zeros((batch, hidden), dtype=np.float32)
         for t in reversed(range(length)):
-            i, f, g, o, tanh_c = gates[t]
-            d_h = d_h + d_out[:, t]
-            d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
-            d_z[:, t] = np.concatenate([d_c * g * i * (1.0 - i), d_c * cells[:, t] * f * (1.0 - f),
-                                        d_c * i * (1.0 - g * g), d_h * tanh_c * o * (1.0 - o)], axis=1)
-            d_h, d_c = d_z[:, t] @ w_hh, d_c * f
+            d_h = d_out[:, t] if t == length - 1 else d_out[:, t] + d_z[:, t + 1] @ w_hh
+            d_c = d_h * cell_by_state[:, t] if t == length - 1 else d_c * f[:, t + 1] + d_h * cell_by_state[:, t]
+            d_z[:, t, :3 * hidden] = (by_cell[:, t] * d_c[:, None, :]).reshape(batch, 3 * hidden)
+            d_z[:, t, 3 * hidden:] = by_state[:, t] * d_h
         flat_d_z = d_z.reshape(-1, 4 * hidden)
         grads["lstm.weight_ih_l0"] = flat_d_z.T @ x.reshape(-1, hidden)
         grads["lstm.weight_hh_l0"] = d_z[:, 1:].reshape(-1, 4 * hidden).T @ out[:, :-1].reshape(-1, hidden)
@@ -449,14 +457,11 @@ class AseNasPolicy(nn.Module):
         d_x = d_z @ w_ih  # (B, S, H)
         d_emb += d_x[:, 0].sum(axis=0) / len(emb)
         np.add.at(d_emb, subspace, d_x[:, 1])
-        d_decision, d_option = np.zeros_like(w["decision_embedding.weight"]), np.zeros_like(w["option_embedding.weight"])
-        for step in range(n_steps):
-            np.add.at(d_decision, decisions[:, step], d_x[:, 2 + 2 * step])
-            if step + 1 < n_steps:
-                np.add.at(d_option, global_options[:, step], d_x[:, 3 + 2 * step])
-        grads["decision_embedding.weight"] = d_decision
-        if n_steps > 1:
-            grads["option_embedding.weight"] = d_option
+        grads["decision_embedding.weight"] = np.zeros_like(w["decision_embedding.weight"])
+        np.add.at(grads["decision_embedding.weight"], decisions, d_x[:, 2::2])
+        if n_steps > 1:  # else unused
+            grads["option_embedding.weight"] = np.zeros_like(w["option_embedding.weight"])
+            np.add.at(grads["option_embedding.weight"], global_options[:, :-1], d_x[:, 3::2])
         self._embed_backward(graph, saved, d_emb, grads)
         return {name: np.ascontiguousarray(grad, dtype=np.float32) for name, grad in grads.items()}
 

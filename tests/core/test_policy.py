@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nni_asenas.core.encoding import candidate_graph, one_hot
-from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+from nni_asenas.core.policy import AseNasPolicy, CandidateGraph, _lstm_cell, _sigmoid
 
 SIZES = [5, 5, 3, 2]
 
@@ -189,3 +189,31 @@ def test_numpy_gradients_reject_tokens_out_of_range():
     policy = make_policy(n_steps=1)
     with pytest.raises(ValueError, match="option tokens"):
         policy.reinforce_gradients(make_graph(k=3), np.array([[0, 3, 2]]), [1.0], 0.0)
+
+
+def test_sampling_draws_the_tokens_it_drew_before_the_numpy_passes_were_optimised():
+    """Pinned draws (recorded with the sampler of release 0.2.0): a faster sampler must not change a search."""
+    policy = make_policy(n_steps=2, seed=5)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.mul_(10)
+    tokens = policy.sample(policy.embed(make_graph(k=4, seed=1)), np.random.default_rng(11), batch=6)
+    assert tokens.tolist() == [[0, 0, 2, 3, 0], [2, 0, 1, 2, 1], [2, 3, 0, 3, 0], [0, 2, 2, 0, 3], [0, 1, 3, 2, 2],
+                               [3, 2, 1, 1, 0]]
+
+
+def test_the_lstm_cell_equals_the_textbook_formula_bit_for_bit():
+    """_lstm_cell computes the gates in fewer numpy calls, and skips the zero state's terms; the sampler's draws
+    depend on its exact values."""
+    rng = np.random.default_rng(0)
+    for batch, hidden, scale in [(32, 64, 1.0), (1, 16, 10.0), (7, 33, 0.1)]:
+        z = (scale * rng.standard_normal((batch, 4 * hidden))).astype(np.float32)
+        c = rng.standard_normal((batch, hidden)).astype(np.float32)
+        i, f, g, o = np.split(z, 4, axis=1)
+        expected_c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h_new, c_new, _, _ = _lstm_cell(z, c)
+        assert np.array_equal(c_new, expected_c) and np.array_equal(h_new, _sigmoid(o) * np.tanh(expected_c))
+        zero = np.zeros_like(c)
+        expected_c = _sigmoid(f) * zero + _sigmoid(i) * np.tanh(g)
+        h_new, c_new, _, _ = _lstm_cell(z, None)
+        assert np.array_equal(c_new, expected_c) and np.array_equal(h_new, _sigmoid(o) * np.tanh(expected_c))
