@@ -18,7 +18,7 @@ proposal (an update took 4-5 ms in torch, about 1 ms in numpy); the tests check 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -150,12 +150,20 @@ class AseNasPolicy(nn.Module):
         for decision in range(len(self.sizes)):
             masks[decision, self.offsets[decision] : self.offsets[decision + 1]] = True
         self.register_buffer("option_masks", masks, persistent=False)
-        self._option_masks_np = masks.numpy()
-        # numpy views of the parameters for the numpy passes: the optimizer and load_state_dict update them in place
+        self._sizes_np = np.asarray(self.sizes)
+        self._bind_arrays()
+
+    def _bind_arrays(self) -> None:
+        """numpy views of the parameters (and masks) for the numpy passes: the optimizer and load_state_dict update
+        them in place. A copy (``copy.deepcopy``, pickle) binds its own (:meth:`__setstate__`)."""
+        self._option_masks_np = self.option_masks.numpy()
         self._numpy_parameters = {name: value.detach().numpy() for name, value in self.named_parameters()}
         self._parameter_list = list(self.parameters())
-        self._sizes_np = np.asarray(self.sizes)
         self._embed_memo: tuple[CandidateGraph, list[int], tuple[np.ndarray, list[tuple[np.ndarray | None, ...]]]] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._bind_arrays()
 
     def _squash(self, logits: torch.Tensor, c: float) -> torch.Tensor:
         return c * torch.tanh(logits / self.temperature)

@@ -217,3 +217,18 @@ def test_the_lstm_cell_equals_the_textbook_formula_bit_for_bit():
         expected_c = _sigmoid(f) * zero + _sigmoid(i) * np.tanh(g)
         h_new, c_new, _, _ = _lstm_cell(z, None)
         assert np.array_equal(c_new, expected_c) and np.array_equal(h_new, _sigmoid(o) * np.tanh(expected_c))
+
+
+def test_a_copy_of_the_policy_samples_and_learns_with_its_own_parameters():
+    """The numpy passes read views of the parameters: a deep copy (or an unpickled policy) must bind its own."""
+    import copy
+    import pickle
+
+    policy = make_policy(n_steps=2)
+    graph = make_graph()
+    for other in (copy.deepcopy(policy), pickle.loads(pickle.dumps(policy))):
+        with torch.no_grad():
+            for p in other.parameters():
+                p.mul_(3.0)
+        np.testing.assert_allclose(other.embed_array(graph), other.embed(graph).detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(other.embed_array(graph), policy.embed_array(graph))
