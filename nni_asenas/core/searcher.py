@@ -10,7 +10,6 @@ Nothing here imports NNI: :class:`nni_asenas.AseNas` (strategy) and :class:`nni_
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 import logging
 import math
@@ -34,6 +33,7 @@ from nni_asenas.core.encoding import (
     validate_decisions,
 )
 from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+from nni_asenas.threads import single_threaded
 
 __all__ = ["AseNasSearcher", "Observation", "Proposal"]
 
@@ -50,24 +50,6 @@ _STATE_VERSION = 1
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
 MAX_LESSONS = 4
-
-
-def _one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``method`` with one torch thread. The policy's tensors are tiny: a thread pool only adds waiting, and
-    on a busy machine (trials training beside the search) spinning threads slow each proposal many times over."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        threads = torch.get_num_threads()
-        if threads == 1:
-            return method(*args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper
 
 
 @dataclass(frozen=True)
@@ -184,6 +166,8 @@ class AseNasSearcher:
         self._policy = AseNasPolicy(self._sizes, n_steps=c.n_steps, hidden_size=c.hidden_size, temperature=c.temperature, generator=generator)
         # fused: one kernel for all parameters; the per-tensor loop costs more than the maths at this size
         self._optimizer = torch.optim.Adam(self._policy.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=True)
+        self._named_parameters = list(self._policy.named_parameters())
+        self._graph_memo: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], CandidateGraph] | None = None
         self._records: dict[int, _Record] = {}
         self._by_code: dict[Arch, int] = {}
         self._rejected: set[Arch] = set()
@@ -231,7 +215,7 @@ class AseNasSearcher:
     def history(self) -> list[Observation]:
         return [self._observation(rid) for rid in self._history]
 
-    @_one_thread
+    @single_threaded
     def ask(self) -> Proposal | None:
         """The next architecture to evaluate, or None when every valid architecture has been proposed."""
         while self._initial_queue:
@@ -246,7 +230,7 @@ class AseNasSearcher:
             return None if fill is None else self._propose(fill, RANDOM)
         return self._search_step()
 
-    @_one_thread
+    @single_threaded
     def tell(self, proposal_id: int, score: float | None) -> None:
         """Report the score of a proposal (None, NaN or inf: the trial failed).
 
@@ -401,8 +385,7 @@ class AseNasSearcher:
         if restart is not None:
             return restart
         graph = self._graph_snapshot()
-        with torch.no_grad():
-            embeddings = self._policy.embed(CandidateGraph.from_arrays(*graph))
+        embeddings = self._policy.embed_array(self._candidate_graph(graph))
         tokens = self._policy.sample(embeddings, self._rng, batch=self._config.max_redraws).tolist()
         rank = self._config.surrogate != "none"
         lessons: list[tuple[int, float]] = []
@@ -571,19 +554,22 @@ class AseNasSearcher:
             terms.append((step.own_row, reward))
         if not terms:
             return
-        embeddings = self._policy.embed(CandidateGraph.from_arrays(*step.graph))
-        log_prob, entropy = self._policy.score(embeddings, np.asarray(step.tokens))
-        self._update_policy(log_prob, entropy, terms)
+        self._update_policy(step, terms)
 
-    def _update_policy(self, log_prob: torch.Tensor, entropy: torch.Tensor, terms: Sequence[tuple[int, float]]) -> None:
+    def _update_policy(self, step: _Step, terms: Sequence[tuple[int, float]]) -> None:
         """One REINFORCE step over the rollout rows in ``terms`` (row, reward), with an exponential-moving-average
-        baseline of past rewards and an entropy bonus."""
-        rows = torch.tensor([row for row, _ in terms])
-        advantages = torch.tensor([reward - self._baseline for _, reward in terms], dtype=log_prob.dtype)
-        loss = -(log_prob[rows] * advantages).sum() - self._config.entropy_weight * entropy[rows].sum()
-        self._optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        baseline of past rewards and an entropy bonus: the loss is
+        ``-sum((reward - baseline) * log_prob[row] + entropy_weight * entropy[row])`` (see
+        :meth:`AseNasPolicy.score`), its gradients computed in numpy (:meth:`AseNasPolicy.reinforce_gradients`)."""
+        tokens = np.asarray(step.tokens)[[row for row, _ in terms]]
+        grads = self._policy.reinforce_gradients(self._candidate_graph(step.graph), tokens,
+                                                 [reward - self._baseline for _, reward in terms],
+                                                 self._config.entropy_weight)
+        for name, parameter in self._named_parameters:
+            parameter.grad = torch.from_numpy(grads[name]) if name in grads else None
         self._optimizer.step()
+        for _, parameter in self._named_parameters:
+            parameter.grad = None
         decay = self._config.baseline_decay
         for _, reward in terms:
             self._baseline = decay * self._baseline + (1.0 - decay) * reward
@@ -595,6 +581,13 @@ class AseNasSearcher:
         mean, scale = self._stats.mean, self._stats.scale
         scores = np.array([(self._score(rid) - mean) / scale for rid in self._slots], dtype=np.float32)
         return candidate_graph(codes, scores)
+
+    def _candidate_graph(self, snapshot: tuple[np.ndarray, np.ndarray, np.ndarray]) -> CandidateGraph:
+        """The policy's graph of a snapshot, built once for the last one: a proposal's update (tell) reuses the
+        graph (and the policy its embeddings) of its draws (ask)."""
+        if self._graph_memo is None or self._graph_memo[0] is not snapshot:
+            self._graph_memo = (snapshot, CandidateGraph.from_arrays(*snapshot))
+        return self._graph_memo[1]
 
     def _score(self, rid: int) -> float:
         """The score of an evaluated record (candidates, the best, known results are never pending or failed)."""

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nni_asenas.core.encoding import candidate_graph, one_hot
-from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+from nni_asenas.core.policy import AseNasPolicy, CandidateGraph, _lstm_cell, _sigmoid
 
 SIZES = [5, 5, 3, 2]
 
@@ -147,3 +147,88 @@ def test_numpy_sampling_follows_the_torch_distribution():
     assert expected.sum() == pytest.approx(1.0, abs=1e-3)  # every possible rollout was drawn
     frequent = expected > 0.01
     np.testing.assert_allclose(counts[frequent] / 20000, expected[frequent], atol=0.01)
+
+
+@pytest.mark.parametrize(("n_steps", "k", "batch", "scale"), [(1, 3, 3, 1.0), (1, 3, 4, 20.0), (3, 4, 5, 10.0), (2, 1, 2, 1.0)])
+def test_numpy_gradients_equal_autograd_of_score(n_steps, k, batch, scale):
+    """reinforce_gradients() (numpy, what the searcher learns with) = autograd of the REINFORCE loss on score()."""
+    policy = make_policy(n_steps=n_steps, seed=n_steps)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.mul_(scale)  # also far from uniform
+    graph = make_graph(k=k, seed=k)
+    rng = np.random.default_rng(batch)
+    tokens = policy.sample(policy.embed_array(graph), rng, batch=batch)
+    advantages, entropy_weight = rng.standard_normal(batch), 0.3
+    log_prob, entropy = policy.score(policy.embed(graph), tokens)
+    (-(log_prob * torch.tensor(advantages, dtype=torch.float32)).sum() - entropy_weight * entropy.sum()).backward()
+    grads = policy.reinforce_gradients(graph, tokens, advantages, entropy_weight)
+    expected = {name: p.grad for name, p in policy.named_parameters() if p.grad is not None}
+    assert set(grads) == set(expected)  # with one step the option embeddings are unused: no gradient, as autograd
+    assert ("option_embedding.weight" in grads) == (n_steps > 1)
+    for name, grad in expected.items():
+        assert grads[name].dtype == np.float32 and grads[name].shape == tuple(grad.shape)
+        np.testing.assert_allclose(grads[name], grad.numpy(), rtol=0, atol=1e-4 * float(grad.abs().max()) + 1e-9,
+                                   err_msg=name)
+
+
+def test_numpy_embeddings_equal_torch_and_follow_parameter_changes():
+    policy = make_policy()
+    graph = make_graph(k=4)
+    first = policy.embed_array(graph)
+    np.testing.assert_allclose(first, policy.embed(graph).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert policy.embed_array(graph) is first  # kept for the same graph and parameters
+    with torch.no_grad():
+        policy.graph_layers[0].self_map.bias.add_(0.5)  # as an optimizer step does: in place
+    second = policy.embed_array(graph)
+    assert not np.array_equal(first, second)
+    np.testing.assert_allclose(second, policy.embed(graph).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_gradients_reject_tokens_out_of_range():
+    policy = make_policy(n_steps=1)
+    with pytest.raises(ValueError, match="option tokens"):
+        policy.reinforce_gradients(make_graph(k=3), np.array([[0, 3, 2]]), [1.0], 0.0)
+
+
+def test_sampling_draws_the_tokens_it_drew_before_the_numpy_passes_were_optimised():
+    """Pinned draws (recorded with the sampler of release 0.2.0): a faster sampler must not change a search."""
+    policy = make_policy(n_steps=2, seed=5)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.mul_(10)
+    tokens = policy.sample(policy.embed(make_graph(k=4, seed=1)), np.random.default_rng(11), batch=6)
+    assert tokens.tolist() == [[0, 0, 2, 3, 0], [2, 0, 1, 2, 1], [2, 3, 0, 3, 0], [0, 2, 2, 0, 3], [0, 1, 3, 2, 2],
+                               [3, 2, 1, 1, 0]]
+
+
+def test_the_lstm_cell_equals_the_textbook_formula_bit_for_bit():
+    """_lstm_cell computes the gates in fewer numpy calls, and skips the zero state's terms; the sampler's draws
+    depend on its exact values."""
+    rng = np.random.default_rng(0)
+    for batch, hidden, scale in [(32, 64, 1.0), (1, 16, 10.0), (7, 33, 0.1)]:
+        z = (scale * rng.standard_normal((batch, 4 * hidden))).astype(np.float32)
+        c = rng.standard_normal((batch, hidden)).astype(np.float32)
+        i, f, g, o = np.split(z, 4, axis=1)
+        expected_c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h_new, c_new, _, _ = _lstm_cell(z, c)
+        assert np.array_equal(c_new, expected_c) and np.array_equal(h_new, _sigmoid(o) * np.tanh(expected_c))
+        zero = np.zeros_like(c)
+        expected_c = _sigmoid(f) * zero + _sigmoid(i) * np.tanh(g)
+        h_new, c_new, _, _ = _lstm_cell(z, None)
+        assert np.array_equal(c_new, expected_c) and np.array_equal(h_new, _sigmoid(o) * np.tanh(expected_c))
+
+
+def test_a_copy_of_the_policy_samples_and_learns_with_its_own_parameters():
+    """The numpy passes read views of the parameters: a deep copy (or an unpickled policy) must bind its own."""
+    import copy
+    import pickle
+
+    policy = make_policy(n_steps=2)
+    graph = make_graph()
+    for other in (copy.deepcopy(policy), pickle.loads(pickle.dumps(policy))):
+        with torch.no_grad():
+            for p in other.parameters():
+                p.mul_(3.0)
+        np.testing.assert_allclose(other.embed_array(graph), other.embed(graph).detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(other.embed_array(graph), policy.embed_array(graph))

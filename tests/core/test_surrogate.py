@@ -47,3 +47,18 @@ def test_training_subset_keeps_the_best_and_the_most_recent():
     assert surrogate.training_subset(scores, 20).tolist() == list(range(10))
     kept = surrogate.training_subset(scores, 4)
     assert kept.tolist() == [0, 1, 8, 9]
+
+
+def test_hamming_kernel_equals_comparing_every_pair_bit_for_bit():
+    """The kernel counts differences with a one-hot matrix product and looks exp up: the same numbers as the
+    straightforward formula, also for negative codes (another path), empty inputs and other length scales."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n, m, width = rng.integers(0, 30), rng.integers(0, 30), rng.integers(0, 8)
+        a, b = rng.integers(0, 6, size=(n, width)), rng.integers(0, 6, size=(m, width))
+        if trial % 5 == 0:
+            a = a - 2
+        length_scale = float(rng.choice([0.5, 0.7, 1.0, 3.0]))
+        distance = (a[:, None, :] != b[None, :, :]).sum(axis=-1)
+        assert np.array_equal(surrogate.hamming_distances(a, b), distance)
+        assert np.array_equal(surrogate.hamming_kernel(a, b, length_scale), np.exp(-distance / length_scale))
