@@ -68,7 +68,7 @@ class AseNasConfig:
         architectures. 0: never restart (the paper).
     """
 
-    k: int = 3
+    k: int = 4
     n_steps: int = 1
     hidden_size: int = 64
     learning_rate: float = 3e-3
@@ -135,7 +135,7 @@ class AseNasConfig:
 #: ``benchmarks/README.md``); ``paper``: the published settings (Chen et al., arXiv 2210.17180).
 PRESETS: dict[str, AseNasConfig] = {
     "default": AseNasConfig(),
-    "paper": AseNasConfig(n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
+    "paper": AseNasConfig(k=3, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
                            restart_pool=0),
 }
 

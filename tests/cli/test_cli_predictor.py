@@ -107,7 +107,7 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
                "--max-madds", "400e6", "--init", str(out / "result.json"), "--output", str(plus), "--no-progress") == 0
     plus_result = json.loads((plus / "result.json").read_text())
     assert plus_result["strategy"] == "asenas+"
-    assert [entry["arch"] for entry in plus_result["trajectory"][:3]] == result["candidates"]
+    assert [entry["arch"] for entry in plus_result["trajectory"][:len(result["candidates"])]] == result["candidates"]
 
 
 @pytest.mark.parametrize("argv, needle", [

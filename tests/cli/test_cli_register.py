@@ -10,6 +10,7 @@ import yaml
 from nni_asenas.adapters.tuner import AseNasTuner
 from nni_asenas.cli import app as cli
 from nni_asenas.cli.register import META_PATH
+from nni_asenas.config import AseNasConfig
 
 
 def test_meta_file_names_the_tuner() -> None:
@@ -28,4 +29,4 @@ def test_register_then_nni_builds_the_tuner_by_name(tmp_path: Path, monkeypatch:
     assert "ASENAS" in (tmp_path / "registered_algorithms.yml").read_text()
     tuner = create_builtin_class_instance("ASENAS", {"k": 2, "max_queries": 9}, "tuners")
     assert isinstance(tuner, AseNasTuner)
-    assert (tuner.config.k, tuner.config.n_steps, tuner.max_queries) == (2, 4, 9)
+    assert (tuner.config.k, tuner.config.n_steps, tuner.max_queries) == (2, AseNasConfig().n_steps, 9)

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from nni_asenas.cli import app as cli
+from nni_asenas.config import AseNasConfig
 
 RESULT_KEYS = {"strategy", "space", "dataset", "seed", "queries", "simulated_seconds", "wall_seconds", "best",
                "candidates", "trajectory"}
@@ -22,7 +23,7 @@ def test_search_writes_result_json(tmp_path, capsys):
     assert set(result["best"]) >= {"arch", "signal", "test_accuracy"}
     assert set(result["trajectory"][0]) >= {"query", "arch", "signal", "simulated_seconds"}
     assert result["queries"] == 30 == len(result["trajectory"]) and result["dataset"] == "cifar100"
-    assert len(result["candidates"]) == 3
+    assert len(result["candidates"]) == AseNasConfig().k
     for needle in ("chosen architecture", result["best"]["arch"], "73.5133", "gap to the optimum", "simulated seconds"):
         assert needle in out
 
@@ -35,7 +36,7 @@ def test_init_from_a_previous_result_is_asenas_plus(tmp_path, capsys):
     previous = json.loads((first / "result.json").read_text())
     result = json.loads((second / "result.json").read_text())
     assert result["strategy"] == "asenas+"
-    assert [t["arch"] for t in result["trajectory"][:3]] == previous["candidates"]
+    assert [t["arch"] for t in result["trajectory"][:len(previous["candidates"])]] == previous["candidates"]
 
 
 @pytest.mark.parametrize(
