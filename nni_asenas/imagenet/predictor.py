@@ -21,7 +21,6 @@ A trained predictor is a file (:meth:`AccuracyPredictor.save`) that ``nni-asenas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ from torch import nn
 
 from ..config import check_seed
 from ..errors import UsageError
+from ..threads import one_thread
 from .space import (
     DEPTHS,
     EXPAND_RATIOS,
@@ -156,7 +156,7 @@ class AccuracyPredictor(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with _one_thread():
+            with one_thread():
                 outputs = [self(torch.from_numpy(encode_many(archs[start:start + batch_size])))
                            for start in range(0, len(archs), batch_size)]
         finally:
@@ -318,17 +318,6 @@ def _drop_partial_line(path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- training
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread: the MLP is tiny, and a thread pool on a shared machine costs more than the maths."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def kendall_tau(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b of two equally long sequences (ties handled; NaN for fewer than 2 points or no variation)."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -420,7 +409,7 @@ def train_predictor(pairs: Sequence[Pair | tuple[Mapping[str, Any], float]], *,
     optimizer = torch.optim.SGD(predictor.parameters(), lr=training.learning_rate, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.momentum > 0)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.epochs, eta_min=0.0)
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(seed)  # dropout masks
         for epoch in range(training.epochs):
             predictor.train()
