@@ -22,8 +22,9 @@ from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet.data import MAX_BAD_IN_A_ROW, BadImages
 
 __all__ = [
-    "ModelEma", "ProcessEnv", "TrainLoop", "all_sum", "amp_dtype", "autocast", "broadcast", "build_optimizer",
-    "evaluate", "lr_at", "on_main", "setup_processes", "share_buffers", "synchronize", "to_device", "train_one_epoch",
+    "ModelEma", "ProcessEnv", "RunPlan", "TrainLoop", "all_sum", "amp_dtype", "autocast", "broadcast",
+    "build_optimizer", "check_batch", "evaluate", "finish_epoch", "lr_at", "on_main", "plan_run", "running_loss",
+    "set_lr", "setup_processes", "share_buffers", "synchronize", "to_device", "train_one_epoch",
 ]
 
 logger = logging.getLogger("nni_asenas.imagenet")
@@ -141,6 +142,37 @@ class ModelEma:
         torch._foreach_lerp_(averaged, current, 1.0 - decay)
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """Batch, schedule and numeric settings of a training run, resolved from the flags and the processes."""
+
+    global_batch: int
+    steps_per_epoch: int
+    base_lr: float
+    amp: torch.dtype | None
+    channels_last: bool
+    memory_format: torch.memory_format
+
+
+def plan_run(args: argparse.Namespace, env: ProcessEnv, train_images: int) -> RunPlan:
+    """The :class:`RunPlan` for ``train_images`` training images (flags shared by the trial and the supernet
+    trainer); on CUDA it also lets cuDNN pick kernels and use TF32."""
+    global_batch = args.batch_size * env.world
+    steps_per_epoch = train_images // global_batch
+    if steps_per_epoch == 0:
+        raise UsageError(f"{train_images} training images are fewer than one global batch of {global_batch} "
+                         "(--batch-size x processes): lower --batch-size or raise --train-subset")
+    base_lr = args.lr if args.lr is not None else (
+        (args.lr_base if args.lr_base is not None else (0.016 if args.opt == "rmsprop" else 0.1)) * global_batch / 256)
+    channels_last = args.channels_last if args.channels_last is not None else env.device.type == "cuda"
+    if env.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return RunPlan(global_batch, steps_per_epoch, base_lr, amp_dtype(args.amp, env.device), channels_last,
+                   torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def build_optimizer(model: nn.Module, args: argparse.Namespace, lr: float) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -184,6 +216,49 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def check_batch(bad: list[tuple[str, str]], targets: torch.Tensor, loader: DataLoader,
+                bad_images: BadImages | None, env: ProcessEnv) -> None:
+    """Count a batch's unreadable images (checked against the limit at once on one process, after the pass under
+    DDP); a short batch means an item met MAX_BAD_IN_A_ROW unreadable images in a row: a :class:`DataError`."""
+    if bad and bad_images is not None:
+        bad_images.add(bad)
+        if env.world == 1:
+            bad_images.check()
+    if targets.shape[0] < (loader.batch_size or 0):
+        raise DataError(f"{MAX_BAD_IN_A_ROW} training images in a row cannot be read, the last "
+                        f"{bad[-1][0]} ({bad[-1][1]})")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, step: int, *, total_steps: int, warmup_steps: int, base_lr: float,
+           min_lr: float) -> float:
+    """Put the schedule's learning rate at ``step`` (:func:`lr_at`) into every parameter group; returns it."""
+    lr = lr_at(step, total_steps=total_steps, warmup_steps=warmup_steps, base_lr=base_lr, min_lr=min_lr)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def running_loss(loss_sum: torch.Tensor, seen: int, epoch: int, index: int) -> float:
+    """The epoch's mean training loss so far; a non-finite one stops the run (training diverged)."""
+    loss = loss_sum.item() / seen
+    if not math.isfinite(loss):
+        raise RuntimeError(f"training diverged: loss is {loss} in epoch {epoch + 1}, step {index + 1}")
+    return loss
+
+
+def finish_epoch(loss_sum: torch.Tensor, seen: int, seconds: float, lr: float, epoch: int,
+                 bad_images: BadImages | None, env: ProcessEnv) -> dict[str, Any]:
+    """An epoch's figures summed over the processes (loss, images, unreadable images), checked, as a summary row."""
+    n_bad = float(len(bad_images.this_pass)) if bad_images is not None else 0.0
+    total_loss, total_seen, total_bad = all_sum([loss_sum.item(), float(seen), n_bad], env)
+    if bad_images is not None:
+        bad_images.check(round(total_bad))  # the shards of a pass are disjoint: the sum counts each image once
+    if not math.isfinite(total_loss):
+        raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
+    return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "epoch_seconds": seconds,
+            "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
+
+
 def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int,
                     bad_images: BadImages | None = None) -> dict[str, float]:
     """One pass over the training loader. Unreadable images (replaced by readable ones in the batch) go to
@@ -199,17 +274,9 @@ def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interva
     if bad_images is not None:
         bad_images.start_pass()
     for index, (images, targets, bad) in enumerate(loader):
-        if bad and bad_images is not None:
-            bad_images.add(bad)
-            if env.world == 1:
-                bad_images.check()
-        if targets.shape[0] < (loader.batch_size or 0):  # an item gave up after MAX_BAD_IN_A_ROW unreadable images
-            raise DataError(f"{MAX_BAD_IN_A_ROW} training images in a row cannot be read, the last "
-                            f"{bad[-1][0]} ({bad[-1][1]})")
-        lr = lr_at(loop.step, total_steps=loop.total_steps, warmup_steps=loop.warmup_steps, base_lr=loop.base_lr,
-                   min_lr=loop.min_lr)
-        for group in loop.optimizer.param_groups:
-            group["lr"] = lr
+        check_batch(bad, targets, loader, bad_images, env)
+        lr = set_lr(loop.optimizer, loop.step, total_steps=loop.total_steps, warmup_steps=loop.warmup_steps,
+                    base_lr=loop.base_lr, min_lr=loop.min_lr)
         images, targets = to_device(images, targets, loop)
         with autocast(loop):
             loss = loop.criterion(loop.model(images), targets)
@@ -225,24 +292,14 @@ def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interva
         window_images += images.shape[0]
         if (index + 1) % log_interval == 0:
             synchronize(env.device)
-            running_loss = loss_sum.item() / seen
-            if not math.isfinite(running_loss):
-                raise RuntimeError(f"training diverged: loss is {running_loss} in epoch {epoch + 1}, step {index + 1}")
+            loss_so_far = running_loss(loss_sum, seen, epoch, index)
             elapsed = time.perf_counter() - window_start
             if env.main:
                 logger.info("epoch %d step %d/%d loss %.4f lr %.5f %.0f images/s", epoch + 1, index + 1, len(loader),
-                            running_loss, lr, window_images * env.world / max(elapsed, 1e-9))
+                            loss_so_far, lr, window_images * env.world / max(elapsed, 1e-9))
             window_images, window_start = 0, time.perf_counter()
     synchronize(env.device)
-    seconds = time.perf_counter() - epoch_start
-    n_bad = float(len(bad_images.this_pass)) if bad_images is not None else 0.0
-    total_loss, total_seen, total_bad = all_sum([loss_sum.item(), float(seen), n_bad], env)
-    if bad_images is not None:
-        bad_images.check(round(total_bad))  # the shards of a pass are disjoint: the sum counts each image once
-    if not math.isfinite(total_loss):
-        raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
-    return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "epoch_seconds": seconds,
-            "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
+    return finish_epoch(loss_sum, seen, time.perf_counter() - epoch_start, lr, epoch, bad_images, env)
 
 
 @torch.no_grad()

@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -48,12 +47,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from nni_asenas.errors import DataError, UsageError
+from nni_asenas.errors import UsageError
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.checkpoints import read_summary, resume_path, save_atomic, write_summary
 from nni_asenas.imagenet.data import (
     MAX_BAD_IMAGES_FRACTION,
-    MAX_BAD_IN_A_ROW,
     BadImages,
     build_datasets,
     build_loaders,
@@ -62,11 +60,13 @@ from nni_asenas.imagenet.data import (
 )
 from nni_asenas.imagenet.engine import (
     ProcessEnv,
-    all_sum,
-    amp_dtype,
     build_optimizer,
-    lr_at,
+    check_batch,
+    finish_epoch,
     on_main,
+    plan_run,
+    running_loss,
+    set_lr,
     setup_processes,
     share_buffers,
     synchronize,
@@ -300,17 +300,9 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
     start = window = time.perf_counter()
     lr = run_.base_lr
     for index, (images, targets, bad) in enumerate(loader):
-        if bad:
-            bad_images.add(bad)
-            if env.world == 1:
-                bad_images.check()
-        if targets.shape[0] < (loader.batch_size or 0):  # an item gave up after MAX_BAD_IN_A_ROW unreadable images
-            raise DataError(f"{MAX_BAD_IN_A_ROW} training images in a row cannot be read, the last "
-                            f"{bad[-1][0]} ({bad[-1][1]})")
-        lr = lr_at(run_.step, total_steps=run_.total_steps, warmup_steps=run_.warmup_steps, base_lr=run_.base_lr,
-                   min_lr=args.min_lr)
-        for group in run_.optimizer.param_groups:
-            group["lr"] = lr
+        check_batch(bad, targets, loader, bad_images, env)
+        lr = set_lr(run_.optimizer, run_.step, total_steps=run_.total_steps, warmup_steps=run_.warmup_steps,
+                    base_lr=run_.base_lr, min_lr=args.min_lr)
         archs = step_archs(run_.sampler, run_.step, sampling=args.sampling, random_subnets=args.random_subnets)
         digest = _digest(archs, digest)
         images = images.to(env.device, non_blocking=True, memory_format=run_.memory_format)
@@ -320,22 +312,14 @@ def _train_epoch(run_: SupernetRun, loader: Any, epoch: int, args: argparse.Name
         loss_sum += loss.double() * images.shape[0]
         seen += images.shape[0]
         if (index + 1) % args.log_interval == 0:
-            running = loss_sum.item() / seen
-            if not math.isfinite(running):
-                raise RuntimeError(f"training diverged: loss is {running} in epoch {epoch + 1}, step {index + 1}")
+            running = running_loss(loss_sum, seen, epoch, index)
             if env.main:
                 logger.info("epoch %d step %d/%d loss %.4f lr %.5f %.1f s", epoch + 1, index + 1, len(loader),
                             running, lr, time.perf_counter() - window)
             window = time.perf_counter()
     synchronize(env.device)
-    seconds = time.perf_counter() - start
-    total_loss, total_seen, total_bad = all_sum([loss_sum.item(), float(seen), float(len(bad_images.this_pass))],
-                                                env)
-    bad_images.check(round(total_bad))  # the shards of a pass are disjoint: the sum counts each image once
-    if not math.isfinite(total_loss):
-        raise RuntimeError(f"training diverged: loss is {total_loss} in epoch {epoch + 1}")
-    return {"lr": lr, "train_loss": total_loss / max(total_seen, 1.0), "subnets": digest, "epoch_seconds": seconds,
-            "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
+    summary = finish_epoch(loss_sum, seen, time.perf_counter() - start, lr, epoch, bad_images, env)
+    return {**summary, "subnets": digest}
 
 
 def _check_ranks_agree(run_: SupernetRun, digest: str) -> None:
@@ -410,20 +394,9 @@ def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, classes: lis
     from nni_asenas.imagenet.supernet import MobileNetSupernet, SubnetSampler
 
     train_set, eval_set, eval_name = build_datasets(args, classes)
-    global_batch = args.batch_size * env.world
-    steps_per_epoch = len(train_set) // global_batch
-    if steps_per_epoch == 0:
-        raise UsageError(f"{len(train_set)} training images are fewer than one global batch of {global_batch} "
-                         "(--batch-size x processes): lower --batch-size")
-    base_lr = args.lr if args.lr is not None else (
-        (args.lr_base if args.lr_base is not None else (0.016 if args.opt == "rmsprop" else 0.1)) * global_batch / 256)
-    amp = amp_dtype(args.amp, env.device)
-    channels_last = args.channels_last if args.channels_last is not None else env.device.type == "cuda"
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if env.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    plan = plan_run(args, env, len(train_set))
+    global_batch, steps_per_epoch, base_lr = plan.global_batch, plan.steps_per_epoch, plan.base_lr
+    amp, channels_last, memory_format = plan.amp, plan.channels_last, plan.memory_format
     sampler = SubnetSampler(seed=args.seed, max_madds=args.max_madds or None, resolution=args.madds_resolution,
                             width_mult=args.width_mult, num_classes=len(classes))
     torch.manual_seed(args.seed)

@@ -69,12 +69,12 @@ from nni_asenas.imagenet.engine import (
     ModelEma,
     ProcessEnv,
     TrainLoop,
-    amp_dtype,
     broadcast,
     build_optimizer,
     evaluate,
     lr_at,
     on_main,
+    plan_run,
     setup_processes,
     share_buffers,
     train_one_epoch,
@@ -311,20 +311,9 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
              params: int) -> _Run:
     """Data, model (DDP / compiled), optimiser, schedule and loaders of a run."""
     train_set, eval_set, eval_name = build_datasets(args, classes)
-    global_batch = args.batch_size * env.world
-    steps_per_epoch = len(train_set) // global_batch
-    if steps_per_epoch == 0:
-        raise UsageError(f"{len(train_set)} training images are fewer than one global batch of {global_batch} "
-                         "(--batch-size x processes): lower --batch-size or raise --train-subset")
-    base_lr = args.lr if args.lr is not None else (
-        (args.lr_base if args.lr_base is not None else (0.016 if args.opt == "rmsprop" else 0.1)) * global_batch / 256)
-    amp = amp_dtype(args.amp, env.device)
-    channels_last = args.channels_last if args.channels_last is not None else env.device.type == "cuda"
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if env.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    plan = plan_run(args, env, len(train_set))
+    global_batch, steps_per_epoch, base_lr = plan.global_batch, plan.steps_per_epoch, plan.base_lr
+    amp, channels_last, memory_format = plan.amp, plan.channels_last, plan.memory_format
 
     torch.manual_seed(args.seed)
     raw: nn.Module = mobilenet.MobileNetLike(arch, width_mult=args.width_mult, num_classes=len(classes),
