@@ -13,7 +13,7 @@ def test_defaults_presets_and_overrides() -> None:
     assert resolve_config() == AseNasConfig() == PRESETS["default"]
     assert resolve_config("paper").learning_rate == pytest.approx(9.45e-3)
     paper = AseNasConfig(k=5, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
-                         restart_pool=0)
+                         restart_pool=0, n_initial=0)
     assert resolve_config("paper", k=5) == paper
     config = AseNasConfig(k=4)
     assert resolve_config(config, n_steps=2) == AseNasConfig(k=4, n_steps=2)
@@ -36,6 +36,7 @@ def test_defaults_presets_and_overrides() -> None:
         ({"surrogate": "forest"}, "surrogate must be one of gp, none, got 'forest'"),
         ({"exploration": -1.0}, "exploration must be >= 0"),
         ({"restart_pool": -1}, "restart_pool must be an integer in 0..1000"),
+        ({"n_initial": 2.5}, "n_initial must be an integer in 0..1000000, got 2.5"),
     ],
 )
 def test_bad_settings_name_the_setting(settings: dict, message: str) -> None:

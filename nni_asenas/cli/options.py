@@ -22,6 +22,7 @@ _HELP = {
     "surrogate": "how a proposal's draws are ranked: gp (a model of the scores seen) or none (first draw)",
     "exploration": "weight of the surrogate's uncertainty in its rating (UCB)",
     "restart_pool": "random architectures rated to restart a spent candidate (0: never restart)",
+    "n_initial": "random architectures evaluated before the policy starts (at least k; about a third of the trials)",
 }
 #: Settings whose values are names: their choices.
 _CHOICES = {"surrogate": SURROGATES}

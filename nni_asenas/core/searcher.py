@@ -39,9 +39,9 @@ __all__ = ["AseNasSearcher", "Observation", "Proposal"]
 
 _logger = logging.getLogger(__name__)
 
-# Kinds of proposals: the start set, random fill-ins while no candidate is known, policy steps, and the
-# unvisited neighbour used when the policy keeps landing on known architectures. "observed" marks results
-# recorded through observe() (evaluated elsewhere).
+# Kinds of proposals: the start set, random ones (the random start, then fill-ins while the candidate set is not
+# full), policy steps, and the unvisited neighbour used when the policy keeps landing on known architectures.
+# "observed" marks results recorded through observe() (evaluated elsewhere).
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
 # A new centre for a candidate whose one-edit neighbourhood is exhausted (its ``parent`` is that candidate).
 RESTART = "restart"
@@ -222,6 +222,10 @@ class AseNasSearcher:
             code = self._initial_queue.pop(0)
             if code not in self._by_code and self._is_valid(code):
                 return self._propose(code, INITIAL)
+        if len(self._records) < self._config.n_initial:  # the random start (see AseNasConfig.n_initial)
+            fill = self._random_unvisited()
+            if fill is not None:
+                return self._propose(fill, RANDOM)
         n_warmup_pending = sum(
             1 for r in self._records.values() if r.status == "pending" and r.kind in (INITIAL, RANDOM)
         )
@@ -316,6 +320,7 @@ class AseNasSearcher:
             if saved != self.decisions:
                 raise ValueError("the saved search state belongs to a different search space")
             saved_config = dict(state["config"])
+            saved_config.setdefault("n_initial", 0)  # saved before the setting existed: those searches started with k
             if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
                 self._config.k, self._config.n_steps, self._config.hidden_size,
             ):

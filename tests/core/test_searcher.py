@@ -32,7 +32,7 @@ def key(arch):
 
 
 def test_starts_with_k_random_then_searches_from_the_candidates():
-    s = AseNasSearcher(BIG, k=3, seed=0)
+    s = AseNasSearcher(BIG, k=3, seed=0, n_initial=0)
     proposals = drive(s, 20)
     assert [p.kind for p in proposals[:3]] == ["random"] * 3
     assert all(p.kind in ("search", "fallback", "restart") for p in proposals[3:])
@@ -43,8 +43,26 @@ def test_starts_with_k_random_then_searches_from_the_candidates():
     assert sum(parent.arch[label] != first.arch[label] for label in BIG) <= s.config.n_steps  # within its subspace
 
 
+def test_the_random_start_fills_n_initial_then_keeps_the_best_k():
+    s = AseNasSearcher(BIG, k=3, seed=0, n_initial=12)
+    proposals = drive(s, 20)
+    assert [p.kind for p in proposals[:12]] == ["random"] * 12
+    assert all(p.kind in ("search", "fallback", "restart") for p in proposals[12:])
+    start = sorted(proposals[:12], key=lambda p: score_of(p.arch), reverse=True)
+    assert proposals[12].parent in {p.id for p in start[:3]}  # the candidate set began as the best 3 of the start
+
+
+def test_initial_and_observed_architectures_count_toward_the_random_start():
+    start = [{f"d{i}": 3 for i in range(6)}, {f"d{i}": 2 for i in range(6)}]
+    s = AseNasSearcher(BIG, k=2, seed=1, n_initial=5, initial_architectures=start)
+    s.observe({f"d{i}": 1 for i in range(6)}, 0.1)
+    kinds = [p.kind for p in drive(s, 4)]
+    assert kinds[:2] == ["initial", "initial"] and kinds[2:4] == ["random", "random"]
+    assert s.ask().kind in ("search", "fallback", "restart")  # 2 given + 1 observed + 2 random = 5
+
+
 def test_candidate_update_rule():
-    s = AseNasSearcher(BIG, k=2, seed=1)
+    s = AseNasSearcher(BIG, k=2, seed=1, n_initial=0)
     a, b = s.ask(), s.ask()
     s.tell(a.id, 0.5)
     s.tell(b.id, 0.2)
@@ -87,7 +105,7 @@ def test_results_told_out_of_order():
 
 
 def test_pending_proposals_are_rescored_under_the_current_parameters():
-    s = AseNasSearcher(BIG, k=3, seed=4)
+    s = AseNasSearcher(BIG, k=3, seed=4, n_initial=0)
     drive(s, 3)
     first, second = s.ask(), s.ask()
     before = [p.detach().clone() for p in s._policy.parameters()]
@@ -141,7 +159,7 @@ def test_initial_architectures_come_first():
 
 
 def test_observe_fills_the_candidate_set():
-    s = AseNasSearcher(BIG, k=2, seed=9)
+    s = AseNasSearcher(BIG, k=2, seed=9, n_initial=4)  # the observed results are the whole random start
     for value in range(4):
         s.observe({f"d{i}": value for i in range(6)}, float(value))
     assert sorted(c.score for c in s.candidates) == [2.0, 3.0]
@@ -149,20 +167,20 @@ def test_observe_fills_the_candidate_set():
 
 
 def test_same_seed_same_search_other_seed_other_search():
-    runs = [[key(p.arch) for p in drive(AseNasSearcher(BIG, seed=seed), 40)] for seed in (11, 11, 12)]
+    runs = [[key(p.arch) for p in drive(AseNasSearcher(BIG, seed=seed, n_initial=8), 40)] for seed in (11, 11, 12)]
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 
 
 def test_scores_in_any_unit_give_the_same_search():
     # x128 is exact in binary floating point, so the standardised rewards are bitwise equal
-    a = [key(p.arch) for p in drive(AseNasSearcher(BIG, seed=13), 40)]
-    b = [key(p.arch) for p in drive(AseNasSearcher(BIG, seed=13), 40, objective=lambda x: 128 * score_of(x))]
+    a = [key(p.arch) for p in drive(AseNasSearcher(BIG, seed=13, n_initial=8), 40)]
+    b = [key(p.arch) for p in drive(AseNasSearcher(BIG, seed=13, n_initial=8), 40, objective=lambda x: 128 * score_of(x))]
     assert a == b
 
 
 def test_state_dict_round_trip_continues_the_exact_search():
-    reference = AseNasSearcher(BIG, seed=14)
+    reference = AseNasSearcher(BIG, seed=14, n_initial=10)
     drive(reference, 25)
     pending = [reference.ask() for _ in range(2)]
     buffer = io.BytesIO()
@@ -174,10 +192,21 @@ def test_state_dict_round_trip_continues_the_exact_search():
         return [(p.id, key(p.arch), p.kind) for p in drive(s, 25)], [(c.id, c.score) for c in s.candidates]
 
     expected = finish(reference)
-    restored = AseNasSearcher(BIG, seed=999)  # a different seed: everything must come from the state
+    restored = AseNasSearcher(BIG, seed=999, n_initial=10)  # a different seed: everything must come from the state
     buffer.seek(0)
     restored.load_state_dict(torch.load(buffer, weights_only=False))
     assert finish(restored) == expected
+
+
+def test_a_state_saved_before_n_initial_existed_resumes_its_search_without_a_random_start():
+    old = AseNasSearcher(BIG, k=3, seed=2, n_initial=0)
+    drive(old, 5)
+    state = old.state_dict()
+    del state["config"]["n_initial"]
+    restored = AseNasSearcher(BIG, k=3, seed=2)
+    restored.load_state_dict(state)
+    assert restored.config.n_initial == 0
+    assert restored.ask().kind in ("search", "fallback", "restart")
 
 
 def test_state_dict_refuses_another_space():
@@ -237,7 +266,7 @@ def test_a_strict_constraint_still_finds_its_few_architectures():
 
 
 def test_the_surrogate_picks_the_draw_it_rates_highest(monkeypatch):
-    s = AseNasSearcher(BIG, seed=3)
+    s = AseNasSearcher(BIG, seed=3, n_initial=10)
     drive(s, 10)
     seen = []
     original = AseNasSearcher._rate
