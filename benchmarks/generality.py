@@ -1,6 +1,6 @@
 """Does ASE-NAS's default configuration also win off NAS-Bench-201? A search space of another shape.
 
-The package defaults (K 4 candidates, surrogate-ranked one-edit draws, restarts) were chosen on NAS-Bench-201 seeds 0-49 (6
+The package defaults (a random start of 48, K 3 candidates, surrogate-ranked one-edit draws, restarts) were chosen on NAS-Bench-201 seeds 0-49 (6
 decisions x 5 options). This script searches the 45 three-way decisions of the MobileNet-like ImageNet space
 (:func:`nni_asenas.imagenet.space.decisions`: per stage a depth, per block a kernel size and an expand ratio) with
 a synthetic but rugged score: a chain NK landscape (:class:`~nni_asenas.comparison.synthetic.NKLandscape`, each

@@ -1,7 +1,8 @@
 """Per-proposal overhead of the ASE-NAS searcher (choose + learn, no evaluation) on NAS-Bench-201.
 
 Times ``ask()`` + ``tell()`` around table lookups (which are not counted) over full-budget searches, and prints
-mean / median / p95 wall milliseconds per proposal, the mean CPU milliseconds (process time, which other load on
+mean / median / p95 wall milliseconds per proposal, the same for the policy's proposals alone (the random start
+costs next to nothing and would pull the median down), the mean CPU milliseconds (process time, which other load on
 the machine barely changes) and the machine's load. Target: under 5 ms on CPU.
 
     python benchmarks/searcher_overhead.py [--dataset cifar10] [--seeds 5] [--json OUT.json]
@@ -23,24 +24,25 @@ from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, load_table
 
 
-def time_search(dataset: str, seed: int, preset: str = "default") -> tuple[list[float], list[float], float]:
-    """Wall seconds of every ask and every tell, and the CPU seconds of all of them together."""
+def time_search(dataset: str, seed: int, preset: str = "default") -> tuple[list[float], list[float], float, list[str]]:
+    """Wall seconds of every ask and every tell, the CPU seconds of all of them together, and every proposal's kind."""
     table = load_table()
     signal, cost = table.signal_array(dataset), table.cost_array(dataset)
     searcher = AseNasSearcher(table.decisions(), preset, seed=seed)
-    asks, tells, cpu, spent = [], [], 0.0, 0.0
+    asks, tells, kinds, cpu, spent = [], [], [], 0.0, 0.0
     while spent < BUDGET_SECONDS[dataset]:
         cpu_start, start = time.process_time(), time.perf_counter()
         proposal = searcher.ask()
         asks.append(time.perf_counter() - start)
         cpu += time.process_time() - cpu_start
+        kinds.append(proposal.kind)
         index = table.index(proposal.arch)
         spent += cost[index]
         cpu_start, start = time.process_time(), time.perf_counter()
         searcher.tell(proposal.id, signal[index] / 100)
         tells.append(time.perf_counter() - start)
         cpu += time.process_time() - cpu_start
-    return asks, tells, cpu
+    return asks, tells, cpu, kinds
 
 
 def main() -> None:
@@ -51,13 +53,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     time_search(args.dataset, seed=10_000, preset=args.preset)  # warm-up: imports, allocator, first-call costs
-    asks, tells, cpu = [], [], 0.0
+    asks, tells, kinds, cpu = [], [], [], 0.0
     for seed in range(args.seeds):
-        a, t, c = time_search(args.dataset, seed, args.preset)
+        a, t, c, k = time_search(args.dataset, seed, args.preset)
         asks += a
         tells += t
+        kinds += k
         cpu += c
     per_proposal = 1000 * (np.array(asks) + np.array(tells))
+    policy_steps = per_proposal[np.isin(kinds, ["search", "fallback", "restart"])]
     numbers = {
         "dataset": args.dataset,
         "preset": args.preset,
@@ -68,6 +72,9 @@ def main() -> None:
         "per_proposal_ms_mean": float(per_proposal.mean()),
         "per_proposal_ms_median": float(np.median(per_proposal)),
         "per_proposal_ms_p95": float(np.percentile(per_proposal, 95)),
+        "policy_proposals": len(policy_steps),
+        "policy_proposal_ms_median": float(np.median(policy_steps)),
+        "policy_proposal_ms_p95": float(np.percentile(policy_steps, 95)),
         "per_proposal_cpu_ms_mean": 1000 * cpu / len(per_proposal),
         "load_average_1min": os.getloadavg()[0],
         "cpu": platform.processor() or platform.machine(),

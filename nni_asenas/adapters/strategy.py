@@ -64,7 +64,8 @@ class AseNas(Strategy):
         (``k``, ``n_steps``, ``learning_rate``, ...: the fields of ``AseNasConfig``) override single fields.
     initial_architectures
         NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
-        to start the candidate set from (ASE-NAS+); random architectures fill up to ``k``.
+        to start the candidate set from (ASE-NAS+); random architectures fill up the start to ``n_initial`` (at
+        least ``k``) results.
     seed
         Seeds every random choice of the search (0 .. 2**32 - 1).
     """

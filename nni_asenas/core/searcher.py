@@ -134,7 +134,8 @@ class AseNasSearcher:
         The method's settings (:class:`~nni_asenas.config.AseNasConfig`, or a preset name such as ``"paper"``);
         ``settings`` given as keywords (``k=5``, ``n_steps=2``, ...) override single fields.
     initial_architectures
-        Start the candidate set from these (ASE-NAS+); random architectures fill up to ``k``.
+        Start the candidate set from these (ASE-NAS+); random architectures fill up the start to ``n_initial`` (at
+        least ``k``) results.
     constraint
         ``arch -> bool``; False rejects a proposal before evaluation (it costs nothing and is redrawn).
     seed
