@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from nni_asenas.errors import UsageError
 
-__all__ = ["AseNasConfig", "MAX_SEED", "PRESETS", "SURROGATES", "check_seed", "resolve_config"]
+__all__ = ["AseNasConfig", "MAX_SEED", "PRESETS", "SURROGATES", "check_seed", "random_start_warning", "resolve_config"]
 
 #: Seeds are 0 .. 2**32 - 1 everywhere (numpy's and torch's common range).
 MAX_SEED = 2**32 - 1
@@ -170,3 +170,14 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
         raise UsageError(f"{what} must be an integer in 0..{MAX_SEED}, got {seed!r}")
     return int(seed)
+
+
+def random_start_warning(config: AseNasConfig, max_queries: int | None) -> str | None:
+    """A one-line warning when the random start (:attr:`AseNasConfig.n_initial`) would take more than half of a
+    known query budget, else None. Front ends that know the budget (the tuner's ``max_queries``, ``--max-queries``)
+    log it: the search would still run, mostly at random."""
+    if max_queries is None or config.n_initial <= max_queries / 2:
+        return None
+    share = "all" if config.n_initial >= max_queries else f"{config.n_initial}"
+    return (f"n_initial {config.n_initial} makes {share} of the {max_queries} queries random before the policy starts; "
+            f"about a third of the budget works best (n_initial {max(config.k, max_queries // 3)})")

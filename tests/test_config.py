@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nni_asenas.config import MAX_SEED, PRESETS, AseNasConfig, check_seed, resolve_config
+from nni_asenas.config import MAX_SEED, PRESETS, AseNasConfig, check_seed, random_start_warning, resolve_config
 from nni_asenas.errors import UsageError
 
 
@@ -79,3 +79,15 @@ def test_the_paper_preset_is_the_published_method() -> None:
     assert (paper.k, paper.n_steps, paper.hidden_size) == (3, 4, 64)
     assert (paper.learning_rate, paper.weight_decay, paper.entropy_weight) == (9.45e-3, 2.37e-5, 5.05e-4)
     assert (paper.surrogate, paper.restart_pool) == ("none", 0)  # no ranking of draws, no restarts
+
+
+def test_random_start_warning_only_when_it_takes_over_half_of_a_known_budget() -> None:
+    config = AseNasConfig(n_initial=48)
+    assert random_start_warning(config, None) is None
+    assert random_start_warning(config, 96) is None
+    assert random_start_warning(config, 95) == (
+        "n_initial 48 makes 48 of the 95 queries random before the policy starts; "
+        "about a third of the budget works best (n_initial 31)")
+    assert "makes all of the 6 queries" in str(random_start_warning(config, 6))
+    assert str(random_start_warning(config, 6)).endswith(f"(n_initial {config.k})")  # never below k
+    assert random_start_warning(PRESETS["paper"], 5) is None

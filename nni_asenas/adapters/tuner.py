@@ -41,7 +41,7 @@ from nni.tuner import Tuner
 
 from nni_asenas.adapters import nni_patch
 from nni_asenas.adapters.metrics import data_error, describe_metric, finite_number, metric_score
-from nni_asenas.config import check_seed, resolve_config
+from nni_asenas.config import check_seed, random_start_warning, resolve_config
 from nni_asenas.errors import UsageError
 from nni_asenas.results import read_candidates
 
@@ -193,6 +193,9 @@ class AseNasTuner(Tuner):
         if optimize_mode not in ("maximize", "minimize"):
             raise UsageError(f"AseNasTuner: classArg 'optimize_mode' must be 'maximize' or 'minimize', got {optimize_mode!r}")
         self.max_queries = max_queries
+        start_warning = random_start_warning(self.config, max_queries)
+        if start_warning is not None:
+            _logger.warning("classArgs: %s", start_warning)
         self.budget_seconds = None if budget_seconds is None else float(budget_seconds)
         self.optimize_mode = optimize_mode
         self._initial = _read_initial_architectures(initial_architectures)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
-from nni_asenas.config import PRESETS, SURROGATES, AseNasConfig, resolve_config
+from nni_asenas.config import PRESETS, SURROGATES, AseNasConfig, random_start_warning, resolve_config
 
-__all__ = ["add_method_options", "method_config"]
+__all__ = ["add_method_options", "method_config", "warn_about_random_start"]
 
 _HELP = {
     "k": "number of candidate subspaces, K",
@@ -51,3 +52,10 @@ def method_config(args: argparse.Namespace) -> AseNasConfig:
     """The configuration the flags ask for (a :class:`~nni_asenas.errors.UsageError` names a bad one)."""
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AseNasConfig) if getattr(args, f.name, None) is not None}
     return resolve_config(args.preset, **overrides)
+
+
+def warn_about_random_start(config: AseNasConfig, max_queries: int | None) -> None:
+    """One warning line on stderr when the random start would take more than half of ``max_queries``."""
+    warning = random_start_warning(config, max_queries)
+    if warning is not None:
+        print(f"nni-asenas: warning: {warning}", file=sys.stderr)

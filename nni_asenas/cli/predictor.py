@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from nni_asenas.cli.options import method_config
+from nni_asenas.cli.options import method_config, warn_about_random_start
 from nni_asenas.config import AseNasConfig, check_seed
 from nni_asenas.errors import UsageError
 
@@ -249,6 +249,7 @@ def run_search(args: argparse.Namespace) -> int:
     predictor = AccuracyPredictor.load(args.predictor)
     initial = _read_initial(args.init)
     rescore = supernet_evaluator(args) if args.rescore else None
+    warn_about_random_start(method_config(args), queries)  # after the checks: an error stays the one line
     progress = None
     if not args.no_progress:
         from tqdm import tqdm

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nni_asenas.cli import predictor as predictor_cli
-from nni_asenas.cli.options import add_method_options, method_config
+from nni_asenas.cli.options import add_method_options, method_config, warn_about_random_start
 from nni_asenas.cli.outputs import prepare_output_dir, write_result
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
@@ -83,6 +83,7 @@ def _check_mobilenet(args: argparse.Namespace) -> None:
     args.config = method_config(args)
     if args.output is not None:
         prepare_output_dir(args.output)  # before the search: its result must have a place to go
+    warn_about_random_start(args.config, args.max_queries)  # after the checks: an error stays the one line
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -104,6 +105,7 @@ def _check(args: argparse.Namespace) -> None:
     args.config = method_config(args)
     if args.output is not None:
         prepare_output_dir(args.output)  # before the search: its result must have a place to go
+    warn_about_random_start(args.config, args.max_queries)  # after the checks: an error stays the one line
 
 
 def run(args: argparse.Namespace) -> int:

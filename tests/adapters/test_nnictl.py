@@ -47,6 +47,7 @@ def write_config(tmp_path: Path) -> Path:
     config["trialCommand"] = config["trialCommand"].replace("python3", sys.executable, 1)
     config["tuner"]["codeDirectory"] = str(ROOT)
     config["experimentWorkingDirectory"] = str(tmp_path / "experiments")
+    config["tuner"]["classArgs"]["n_initial"] = CONCURRENCY  # a short random start: the search runs within the test
     assert config["trialConcurrency"] == CONCURRENCY
     path = tmp_path / "experiment.yml"
     path.write_text(yaml.safe_dump(config))

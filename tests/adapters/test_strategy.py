@@ -68,7 +68,7 @@ def nb201_space() -> BenchmarkModelSpace:
 
 
 def test_nasbench201_search_improves_and_never_repeats(use_benchmark_dbs, nb201_space):
-    strategy = AseNas(seed=0)
+    strategy = AseNas(seed=0, n_initial=20)
     engine = SequentialExecutionEngine(max_model_count=60)
     strategy(nb201_space, engine)
 
@@ -76,7 +76,8 @@ def test_nasbench201_search_improves_and_never_repeats(use_benchmark_dbs, nb201_
     assert len(models) == 60 and all(m.status == ModelStatus.Trained for m in models)
     assert len({sample_key(m.sample) for m in models}) == 60
     history = strategy.searcher.history
-    initial_best = max(o.score for o in history[: strategy.config.k])  # the first candidate set
+    assert {o.kind for o in history[:20]} == {"random"} and {o.kind for o in history[20:]} <= {"search", "fallback", "restart"}
+    initial_best = max(o.score for o in history[:20])  # the random start
     assert strategy.searcher.best.score > initial_best
 
     table = load_table()

@@ -177,6 +177,17 @@ def test_stop_rule_max_queries_counts_running_trials() -> None:
     assert len(tuner.searcher.history) == 4
 
 
+def test_a_random_start_over_half_of_max_queries_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="nni_asenas.adapters.tuner"):
+        make_tuner(max_queries=60, n_initial=40)
+    assert "n_initial 40 makes 40 of the 60 queries random before the policy starts" in caplog.text
+    assert "(n_initial 20)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nni_asenas.adapters.tuner"):
+        make_tuner(max_queries=60, n_initial=20)
+    assert "n_initial" not in caplog.text
+
+
 def test_stop_rule_budget_seconds_uses_simulated_seconds() -> None:
     table = load_table()
     tuner = make_tuner(seed=2, budget_seconds=2000)

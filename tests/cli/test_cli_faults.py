@@ -109,7 +109,8 @@ def test_a_search_whose_output_vanishes_keeps_its_result(tmp_path, capsys, monke
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
-    assert cli.main(["search", "--no-progress", "--max-queries", "4", "--seed", "7", "--output", str(output)]) == 2
+    assert cli.main(["search", "--no-progress", "--max-queries", "4", "--n-initial", "2", "--seed", "7",
+                     "--output", str(output)]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert err.startswith(f"nni-asenas: error: --output: cannot write {output / 'result.json'} (Not a directory); "

@@ -24,7 +24,7 @@ SCORE_IDS = ["text", "list", "bytes", "10**400", "-10**5000"]
 
 def searched(n: int = 6, seed: int = 0) -> AseNasSearcher:
     """A searcher past its random start, with a proposal pending."""
-    searcher = AseNasSearcher(SPACE, k=2, seed=seed)
+    searcher = AseNasSearcher(SPACE, k=2, seed=seed, n_initial=2)
     for _ in range(n):
         proposal = searcher.ask()
         assert proposal is not None
