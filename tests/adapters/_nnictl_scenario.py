@@ -13,6 +13,7 @@ returned; the test makes the assertions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import subprocess
@@ -57,6 +58,22 @@ def nnictl(*args: str, timeout: float = 120) -> str:
     return done.stdout + done.stderr
 
 
+def start(*args: str, attempts: int = 3) -> int:
+    """``nnictl create|resume ARGS --port P`` on a free port; the port. NNI's launcher now and then fails to reach
+    the manager it just started ("Create experiment failed"): stop what it left and try again on another port."""
+    for attempt in range(attempts):
+        port = free_port()
+        try:
+            nnictl(*args, "--port", str(port))
+            return port
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                nnictl("stop", "--all", timeout=120)
+    raise AssertionError("unreachable")
+
+
 def succeeded_with_metric(trials: list[dict[str, Any]]) -> int:
     return sum(1 for t in trials if t.get("status") == "SUCCEEDED" and t.get("finalMetricData"))
 
@@ -92,9 +109,8 @@ def at_least(n: int) -> Callable[[str, list[dict[str, Any]]], bool]:
 
 def run(config: Path, min_trials: int, min_resumed: int, stop_after: int, wait_seconds: float, workdir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    port = free_port()
     started = time.monotonic()
-    nnictl("create", "--config", str(config), "--port", str(port))
+    port = start("create", "--config", str(config))
     try:
         wait_for_manager(port, time.monotonic() + 60)
         out["experiment_id"] = experiment_id = get(port, "/api/v1/nni/experiment")["id"]
@@ -107,9 +123,8 @@ def run(config: Path, min_trials: int, min_resumed: int, stop_after: int, wait_s
     finally:
         nnictl("stop", "--all", timeout=120)
 
-    port = free_port()
     started = time.monotonic()
-    nnictl("resume", experiment_id, "--port", str(port))
+    port = start("resume", experiment_id)
     try:
         wait_for_manager(port, time.monotonic() + 60)
         n_before = succeeded_with_metric(out["first"]["trials"])
@@ -123,8 +138,7 @@ def run(config: Path, min_trials: int, min_resumed: int, stop_after: int, wait_s
     limited["tuner"]["classArgs"]["max_queries"] = stop_after
     config = workdir / "stop-rule.yml"
     config.write_text(yaml.safe_dump(limited))
-    port = free_port()
-    nnictl("create", "--config", str(config), "--port", str(port))
+    port = start("create", "--config", str(config))
     try:
         wait_for_manager(port, time.monotonic() + 60)
 
