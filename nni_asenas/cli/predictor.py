@@ -249,7 +249,8 @@ def run_search(args: argparse.Namespace) -> int:
     predictor = AccuracyPredictor.load(args.predictor)
     initial = _read_initial(args.init)
     rescore = supernet_evaluator(args) if args.rescore else None
-    warn_about_random_start(method_config(args), queries)  # after the checks: an error stays the one line
+    config = method_config(args)
+    warn_about_random_start(config, queries)  # after the checks: an error stays the one line
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -263,7 +264,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     try:
         result = search_with_predictor(predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds,
-                                       config=method_config(args), initial=initial, rescore=rescore,
+                                       config=config, initial=initial, rescore=rescore,
                                        n_rescore=args.rescore, on_query=on_query if progress else None)
     finally:
         if progress is not None:

@@ -79,6 +79,13 @@ def _check_mobilenet(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.space == "mobilenet":
+        _check_mobilenet(args)
+    else:
+        _check_nasbench201(args)
     args.seed = check_seed(args.seed, "--seed")
     args.config = method_config(args)
     if args.output is not None:
@@ -86,10 +93,7 @@ def _check_mobilenet(args: argparse.Namespace) -> None:
     warn_about_random_start(args.config, args.max_queries)  # after the checks: an error stays the one line
 
 
-def _check(args: argparse.Namespace) -> None:
-    if args.space == "mobilenet":
-        _check_mobilenet(args)
-        return
+def _check_nasbench201(args: argparse.Namespace) -> None:
     for flag in ("supernet", "data", "holdout"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} is for --space mobilenet")
@@ -101,11 +105,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--budget-seconds must be a positive number, got {args.budget_seconds:g}")
     if args.max_queries is not None and args.max_queries < 1:
         raise UsageError(f"--max-queries must be >= 1, got {args.max_queries}")
-    args.seed = check_seed(args.seed, "--seed")
-    args.config = method_config(args)
-    if args.output is not None:
-        prepare_output_dir(args.output)  # before the search: its result must have a place to go
-    warn_about_random_start(args.config, args.max_queries)  # after the checks: an error stays the one line
 
 
 def run(args: argparse.Namespace) -> int:

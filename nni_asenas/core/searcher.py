@@ -223,17 +223,15 @@ class AseNasSearcher:
             code = self._initial_queue.pop(0)
             if code not in self._by_code and self._is_valid(code):
                 return self._propose(code, INITIAL)
-        if len(self._records) < self._config.n_initial:  # the random start (see AseNasConfig.n_initial)
-            fill = self._random_unvisited()
-            if fill is not None:
-                return self._propose(fill, RANDOM)
-        n_warmup_pending = sum(
-            1 for r in self._records.values() if r.status == "pending" and r.kind in (INITIAL, RANDOM)
-        )
-        if not self._slots or len(self._slots) + n_warmup_pending < self._config.k:
-            fill = self._random_unvisited()
-            return None if fill is None else self._propose(fill, RANDOM)
-        return self._search_step()
+        # Random until the random start (AseNasConfig.n_initial) is spent and K candidates are known or on their way.
+        if len(self._records) >= self._config.n_initial and self._slots:
+            n_warmup_pending = sum(
+                1 for r in self._records.values() if r.status == "pending" and r.kind in (INITIAL, RANDOM)
+            )
+            if len(self._slots) + n_warmup_pending >= self._config.k:
+                return self._search_step()
+        fill = self._random_unvisited()
+        return None if fill is None else self._propose(fill, RANDOM)
 
     @single_threaded
     def tell(self, proposal_id: int, score: float | None) -> None:
