@@ -1,1 +1,5 @@
-"""NNI glue: the strategy (AseNas), the tuner (AseNasTuner), the space codec, metric reading and NNI 3.0 fixes."""
+"""The NNI front ends: the strategy (:class:`~nni_asenas.adapters.strategy.AseNas`), the tuner
+(:class:`~nni_asenas.adapters.tuner.AseNasTuner`) and the trial ledger both keep (``ledger``).
+
+They sit above the domain folders and the NNI tools (:mod:`nni_asenas.nni_tools`); nothing below imports them.
+"""

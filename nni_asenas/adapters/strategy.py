@@ -9,7 +9,7 @@ Use it wherever NNI takes a strategy, exactly like ``nni.nas.strategy.Regularize
 
 or drive it with an engine: ``AseNas(seed=0)(model_space, SequentialExecutionEngine(max_model_count=100))``.
 The search itself is the engine-free :class:`~nni_asenas.core.searcher.AseNasSearcher`; this class maps the NNI model
-space onto its decisions (see :mod:`nni_asenas.adapters.space_codec`), submits models and feeds their metrics back.
+space onto its decisions (see :mod:`nni_asenas.nni_tools.space_codec`), submits models and feeds their metrics back.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEn
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy.base import Strategy, StrategyStatus
 
-from nni_asenas.adapters.compat import install_checkpoint_serializer
-from nni_asenas.adapters.metrics import data_error, describe_metric, metric_score
-from nni_asenas.adapters.space_codec import SpaceCodec
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher, Proposal
 from nni_asenas.errors import UsageError
+from nni_asenas.nni_tools.compat import install_checkpoint_serializer
+from nni_asenas.nni_tools.metrics import data_error, describe_metric, metric_score
+from nni_asenas.nni_tools.space_codec import SpaceCodec
 
 __all__ = ["AseNas"]
 

@@ -10,7 +10,7 @@ made them. NNI 3.0's local training service may list a trial with another trial'
 once (microsoft/nni#5726), so the trial listing NNI imports on resume can pair parameters and metrics wrongly; the
 tuner's own records are right (a metric carries the parameter id its trial really ran), so imported entries of
 trials the tuner has already recorded are skipped. ``nni-asenas nni-patch apply`` fixes that listing in NNI itself
-(:mod:`nni_asenas.adapters.nni_patch`); the tuner logs a warning naming the command when it finds NNI unfixed.
+(:mod:`nni_asenas.nni_tools.nni_patch`); the tuner logs a warning naming the command when it finds NNI unfixed.
 
 Start-up: NNI's manager gives the dispatcher process 10 s to import and construct the tuner and connect. Importing
 this module and constructing the tuner need neither torch nor the core searcher; both are imported when the search
@@ -39,10 +39,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import nni
 from nni.tuner import Tuner
 
-from nni_asenas.adapters import nni_patch
-from nni_asenas.adapters.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.config import check_seed, random_start_warning, resolve_config
 from nni_asenas.errors import UsageError
+from nni_asenas.nni_tools.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.results import read_candidates
 
 if TYPE_CHECKING:  # the searcher needs torch: imported when the search space arrives (see the module docstring)
@@ -156,7 +155,7 @@ class AseNasTuner(Tuner):
     """
 
     result_grace_seconds: float = 30.0
-    #: Trials in a row that stop on a data error (see :func:`~nni_asenas.adapters.metrics.data_error`) before the
+    #: Trials in a row that stop on a data error (see :func:`~nni_asenas.nni_tools.metrics.data_error`) before the
     #: tuner proposes nothing more: the data needs fixing, and every further trial would stop the same way.
     max_data_errors_in_a_row: int = 3
 
@@ -214,9 +213,7 @@ class AseNasTuner(Tuner):
         self._stopped = False
         self._retry: list[tuple[int, dict[str, Any]]] = []  # (proposal id, arch) whose trial stopped on its data
         self._data_errors: list[str] = []  # the data errors since the last real result
-        listing = nni_patch.listing_warning()
-        if listing is not None:
-            _logger.warning(listing)
+        _warn_about_nni_listing()
 
     # ------------------------------------------------------------------ NNI tuner interface
 
@@ -524,6 +521,16 @@ class AseNasTuner(Tuner):
     def _count(self, seconds: float) -> None:
         self._n_queries += 1
         self._seconds += seconds
+
+
+def _warn_about_nni_listing() -> None:
+    """Log how to fix NNI 3.0's trial listing when the installed NNI has the defect. The operations tool that
+    rewrites NNI's file is imported only here: constructing a tuner reads that file, never changes it."""
+    from nni_asenas.nni_tools import nni_patch
+
+    listing = nni_patch.listing_warning()
+    if listing is not None:
+        _logger.warning(listing)
 
 
 def _arch_key(params: Mapping[str, Any]) -> str:

@@ -5,7 +5,7 @@ json", ``/api/v1/nni/trial-jobs``, ``nnictl experiment export``). ``apply`` rewr
 (``nni_node/training_service/v3/compat.js`` of the NNI this Python imports; only NNI 3.0's exact file, checked by
 sha256) and keeps the original next to it; ``revert`` restores the original byte for byte. Both are idempotent.
 Experiments started before ``apply`` keep the old code until they are stopped and resumed.
-See :mod:`nni_asenas.adapters.nni_patch` for how the fix works.
+See :mod:`nni_asenas.nni_tools.nni_patch` for how the fix works.
 
 Exit status: 0 done (also when there was nothing to do); for ``status``: 0 applied, 1 not applied (NNI 3.0's
 original file), 2 not applicable (another file, or no NNI); 2 on any error, with one line naming the file.
@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nni_asenas.adapters import nni_patch
+    from nni_asenas.nni_tools import nni_patch
 
     if args.action == "status":
         found = nni_patch.status()

@@ -5,7 +5,7 @@
 each searchable stage is a ``Repeat`` over ``s{i}_depth``, each block's convolutions and batch norms are
 ``MutableConv2d`` / ``MutableBatchNorm2d`` whose channels are expressions of ``s{i}_b{j}_expand`` and whose depthwise
 kernel is ``s{i}_b{j}_kernel``. NNI's one-shot strategies therefore turn it into a supernet: ``RandomOneShot`` (or
-:class:`~nni_asenas.adapters.compat.SeededRandomOneShot`) replaces 149 modules by ``MixedConv2d``,
+:class:`~nni_asenas.nni_tools.compat.SeededRandomOneShot`) replaces 149 modules by ``MixedConv2d``,
 ``MixedBatchNorm2d`` and ``PathSamplingRepeat``, which share weights the OFA way:
 
 * depth: a stage runs a prefix of its 4 blocks;
@@ -33,10 +33,10 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation
 from torch import nn
 
-from nni_asenas.adapters.compat import SeededRandomOneShot, activate_sample
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 from nni_asenas.imagenet import space as mobilenet
+from nni_asenas.nni_tools.compat import SeededRandomOneShot, activate_sample
 
 __all__ = ["MobileNetSupernet", "MobileNetSupernetSpace", "SubnetSampler", "largest_arch", "smallest_arch"]
 
@@ -189,7 +189,7 @@ class MobileNetSupernet(nn.Module):
     """A weight-sharing supernet of the MobileNet-like space (NNI mixed operations inside).
 
     ``MobileNetSupernet(width_mult=..., num_classes=...)`` builds :class:`MobileNetSupernetSpace` and converts it
-    in place with :class:`~nni_asenas.adapters.compat.SeededRandomOneShot`'s mutation hooks (NNI's path-sampling
+    in place with :class:`~nni_asenas.nni_tools.compat.SeededRandomOneShot`'s mutation hooks (NNI's path-sampling
     mixed operations); ``MobileNetSupernet(space=trained_space)`` wraps a space that an NNI one-shot strategy
     already mutated (and perhaps trained). The largest architecture is active after construction.
 

@@ -43,7 +43,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nni_asenas.adapters.trial_api import with_parameter_id
 from nni_asenas.config import check_seed
 from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet import space as mobilenet
@@ -79,6 +78,7 @@ from nni_asenas.imagenet.engine import (
     share_buffers,
     train_one_epoch,
 )
+from nni_asenas.nni_tools.trial_api import with_parameter_id
 
 __all__ = ["build_parser", "lr_at", "main", "run"]
 

@@ -20,8 +20,8 @@ from nni.mutable import ensure_frozen
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import model_context
 
-from nni_asenas.adapters.search_space_json import dump_search_space, search_space_json
 from nni_asenas.nasbench.nb201 import EDGES, OPS
+from nni_asenas.nni_tools.search_space_json import dump_search_space, search_space_json
 
 __all__ = ["NasBench201Space", "search_space"]
 

@@ -25,7 +25,6 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
-from nni_asenas.adapters.trial_api import with_parameter_id
 from nni_asenas.nasbench.nb201 import (
     DATASETS,
     FULL_EPOCHS,
@@ -34,6 +33,7 @@ from nni_asenas.nasbench.nb201 import (
     load_table,
     normalize_dataset,
 )
+from nni_asenas.nni_tools.trial_api import with_parameter_id
 
 __all__ = ["evaluate", "main"]
 

@@ -16,9 +16,9 @@ from nni.nas.benchmark.space import SlimBenchmarkSpace
 from nni.nas.execution import SequentialExecutionEngine
 
 from nni_asenas import AseNas
-from nni_asenas.adapters.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.adapters.tuner import CHECKPOINT_FILE, AseNasTuner
 from nni_asenas.errors import UsageError
+from nni_asenas.nni_tools.metrics import data_error, describe_metric, finite_number, metric_score
 
 SPACE = {f"x{i}": {"_type": "choice", "_value": list(range(4))} for i in range(4)}
 DATA_ERROR = {"data_error": "--data /imagenet: 9 of the 100 training images cannot be read"}
@@ -37,7 +37,7 @@ def score(params: dict[str, Any]) -> float:
 # -------------------------------------------------------------------------------------------------- metrics
 
 def test_a_metric_too_large_for_a_float_is_invalid_with_a_log_line(caplog):
-    with caplog.at_level(logging.WARNING, logger="nni_asenas.adapters.metrics"):
+    with caplog.at_level(logging.WARNING, logger="nni_asenas.nni_tools.metrics"):
         assert finite_number(10**400) is None
         assert metric_score({"default": -(10**400)}) is None
     assert "metric <an int of about 401 digits> is too large for a float" in caplog.text

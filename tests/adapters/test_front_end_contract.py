@@ -23,7 +23,7 @@ from nni.nas.benchmark.space import SlimBenchmarkSpace
 from nni.nas.execution import SequentialExecutionEngine
 
 from nni_asenas import AseNas, AseNasSearcher, AseNasTuner
-from nni_asenas.adapters.compat import CheckpointSerializer
+from nni_asenas.nni_tools.compat import CheckpointSerializer
 
 DECISIONS: dict[str, list[Any]] = {"a": [0, 1, 2, 3], "b": [0, 1, 2], "c": [0, 1, 2], "d": [0, 1]}
 SETTINGS: dict[str, Any] = {"k": 2, "n_steps": 2}

@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from nni_asenas.adapters import nni_patch
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import load_table
+from nni_asenas.nni_tools import nni_patch
 
 pytestmark = pytest.mark.slow
 

@@ -25,9 +25,9 @@ from nni.nas.hub.pytorch import NasBench101, NasBench201
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 
 from nni_asenas import AseNas
-from nni_asenas.adapters.compat import CheckpointSerializer
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import load_table
+from nni_asenas.nni_tools.compat import CheckpointSerializer
 
 
 class FormulaBenchmark(BenchmarkEvaluator):

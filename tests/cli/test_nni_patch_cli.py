@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nni_asenas.adapters import nni_patch
 from nni_asenas.errors import UsageError
+from nni_asenas.nni_tools import nni_patch
 
 ROOT = Path(__file__).resolve().parents[2]
 

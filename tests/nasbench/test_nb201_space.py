@@ -9,9 +9,9 @@ import nni
 import pytest
 from nni.mutable import SampleValidationError
 
-from nni_asenas.adapters.search_space_json import search_space_json
 from nni_asenas.nasbench.nb201 import EDGES, OPS, load_table
 from nni_asenas.nasbench.nb201_space import NasBench201Space, main, search_space
+from nni_asenas.nni_tools.search_space_json import search_space_json
 
 COMMITTED = Path(__file__).resolve().parents[2] / "search_spaces" / "nasbench201.json"
 

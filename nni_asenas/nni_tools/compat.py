@@ -1,4 +1,6 @@
-"""Fixes for NNI 3.0 on today's stack that live in this package (NNI itself is never patched on disk).
+"""Fixes for NNI 3.0 on today's stack that live in this package and act in memory: nothing here changes NNI's
+installed files. (The one fix on disk, of NNI's trial listing, is :mod:`nni_asenas.nni_tools.nni_patch`; it runs
+only when a user calls ``nni-asenas nni-patch apply``.)
 
 NNI 3.0 is the last release; see ``docs/nni3-notes.md`` for the facts behind each fix.
 

@@ -1,4 +1,4 @@
-"""The NNI 3.0 fixes of nni_asenas.adapters.compat."""
+"""The NNI 3.0 fixes of nni_asenas.nni_tools.compat."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from nni.nas.utils.serializer import JsonSerializer, TorchSerializer, get_default_serializer, set_default_serializer
 
-from nni_asenas.adapters.compat import CheckpointSerializer, install_checkpoint_serializer
+from nni_asenas.nni_tools.compat import CheckpointSerializer, install_checkpoint_serializer
 
 
 @pytest.fixture

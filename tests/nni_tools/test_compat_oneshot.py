@@ -8,9 +8,9 @@ import warnings
 import pytest
 import torch
 
-from nni_asenas.adapters.compat import SeededRandomOneShot, SeededRandomSamplingModule
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.supernet import MobileNetSupernet, MobileNetSupernetSpace
+from nni_asenas.nni_tools.compat import SeededRandomOneShot, SeededRandomSamplingModule
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
 

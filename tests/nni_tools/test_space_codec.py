@@ -7,8 +7,8 @@ import itertools
 import pytest
 from nni.mutable import Categorical, CategoricalMultiple, ExpressionConstraint, Numerical
 
-from nni_asenas.adapters.space_codec import SpaceCodec
 from nni_asenas.errors import UsageError
+from nni_asenas.nni_tools.space_codec import SpaceCodec
 
 
 def _space(*mutables):

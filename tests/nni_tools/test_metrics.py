@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from nni_asenas.adapters.metrics import finite_number, metric_score
+from nni_asenas.nni_tools.metrics import finite_number, metric_score
 
 
 @pytest.mark.parametrize(
