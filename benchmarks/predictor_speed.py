@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from nni_asenas.cli.predictor import search_with_predictor
 from nni_asenas.imagenet.predictor import (
     PredictorTraining,
     encode_many,
@@ -27,6 +26,7 @@ from nni_asenas.imagenet.predictor import (
     sample_architectures,
     train_predictor,
 )
+from nni_asenas.imagenet.predictor_search import search_with_predictor
 
 
 def known_score(seed: int = 1):

@@ -42,7 +42,7 @@ from nni.tuner import Tuner
 from nni_asenas.config import check_seed, random_start_warning, resolve_config
 from nni_asenas.errors import UsageError
 from nni_asenas.nni_tools.metrics import data_error, describe_metric, finite_number, metric_score
-from nni_asenas.results import read_candidates
+from nni_asenas.search.initial import names_a_file, read_initial_architectures
 
 if TYPE_CHECKING:  # the searcher needs torch: imported when the search space arrives (see the module docstring)
     from nni_asenas.core.searcher import AseNasSearcher
@@ -537,38 +537,36 @@ def _arch_key(params: Mapping[str, Any]) -> str:
     return json.dumps(dict(params), sort_keys=True)
 
 
-def _read_initial_architectures(value: str | Sequence[Any] | None) -> list[Mapping[str, Any] | str]:
-    """classArg ``initial_architectures`` -> a list of parameter dicts and/or NAS-Bench-201 arch strings."""
+def _read_initial_architectures(value: str | os.PathLike[str] | Sequence[Any] | None) -> list[Any]:
+    """classArg ``initial_architectures`` -> parameter dicts and arch strings, read by the shared reader
+    (:mod:`nni_asenas.search.initial`: a result.json path gives its final candidates)."""
     if value is None:
         return []
-    if isinstance(value, (str, Path)):
-        try:
-            return read_candidates(value)
-        except UsageError as exc:
-            raise UsageError(f"AseNasTuner: cannot read initial_architectures file {str(value)!r} (relative paths "
-                             f"start at {Path.cwd()}, so give an absolute one): {exc}") from None
-    if not isinstance(value, Sequence):
+    if not isinstance(value, (str, os.PathLike, Sequence)):
         raise UsageError(f"AseNasTuner: classArg 'initial_architectures' must be a list or a result.json path, got {value!r}")
-    for i, arch in enumerate(value):
-        if not isinstance(arch, (Mapping, str)):
+    items = [value] if isinstance(value, (str, os.PathLike)) else list(value)
+    for i, arch in enumerate(items):
+        if not isinstance(arch, (Mapping, str, os.PathLike)):
             raise UsageError(f"AseNasTuner: initial_architectures[{i}] must be a parameter dict or an arch string, got {arch!r}")
-    return list(value)
+    try:
+        return read_initial_architectures(items)
+    except UsageError as exc:
+        relative = [str(item) for item in items if names_a_file(item) and not Path(item).expanduser().is_absolute()]
+        hint = f" (relative paths start at {Path.cwd()}, so give an absolute one)" if relative else ""
+        raise UsageError(f"AseNasTuner: classArg 'initial_architectures': {exc}{hint}") from None
 
 
 def _initial_params(arch: Mapping[str, Any] | str, decisions: Mapping[str, Sequence[Any]]) -> Mapping[str, Any]:
-    """An initial architecture as parameters of the search space; NAS-Bench-201 arch strings via the table."""
+    """An initial architecture as parameters of the search space; text is a NAS-Bench-201 arch string (the one text
+    form of architectures, decoded by :func:`nni_asenas.nasbench.nb201.params_of_arch_string`)."""
     if isinstance(arch, Mapping):
         return arch
-    from nni_asenas.nasbench.nb201 import load_table
+    from nni_asenas.nasbench.nb201 import params_of_arch_string
 
     try:
-        params = load_table().arch_dict(arch)
+        return params_of_arch_string(arch, decisions)
     except ValueError as exc:
         raise UsageError(f"AseNasTuner: initial architecture {arch!r}: {exc}") from None
-    if set(params) != set(decisions):
-        raise UsageError(f"AseNasTuner: initial architecture {arch!r} is a NAS-Bench-201 arch string, but the search "
-                         f"space has parameters {sorted(decisions)}")
-    return params
 
 
 def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Callable[[dict[str, Any]], bool] | None:

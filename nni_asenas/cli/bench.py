@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nni_asenas.cli.outputs import prepare_output_dir, write_result
+from nni_asenas.cli.outputs import prepare_output_dir, write_output
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import DATASETS, normalize_dataset
@@ -172,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
                                     for label, numbers in bench.PUBLISHED.items()}},
         "results": summary,
     }
-    write_result(args.output / "summary.json", json.dumps(document, indent=1) + "\n")
+    write_output(args.output / "summary.json", document)
     markdown = bench.summary_markdown(summary, settings=settings, command=command, notes=notes)
-    write_result(args.output / "summary.md", markdown)
+    write_output(args.output / "summary.md", markdown)
     if results:
         bench.plot_curves(results, args.output / "curves.png")
     print(markdown.split(f"\n## {next(iter(summary))}\n")[0].rstrip() if summary else markdown.rstrip())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
+from typing import Any, Mapping
 
 from nni_asenas.errors import UsageError
+from nni_asenas.search.result import write_result, write_text
 
-__all__ = ["prepare_output_dir", "write_result"]
+__all__ = ["prepare_output_dir", "write_output"]
 
 
 def prepare_output_dir(path: Path, flag: str = "--output") -> Path:
@@ -29,21 +30,14 @@ def prepare_output_dir(path: Path, flag: str = "--output") -> Path:
     return path
 
 
-def write_result(path: Path, text: str, flag: str = "--output") -> None:
-    """Write ``text`` to ``path`` atomically. If that fails (the folder went away or became read-only during a long
-    run), the text goes to a file in the system's temporary folder and the :class:`UsageError` says where."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+def write_output(path: Path, content: str | Mapping[str, Any], flag: str = "--output") -> None:
+    """Write ``content`` (text as it is, anything else as JSON: :func:`nni_asenas.search.result.write_result`) to
+    ``path`` atomically; a file that cannot be written is saved in the temporary folder and the one-line
+    :class:`UsageError` names ``flag`` and where the text went."""
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-        return
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        try:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass
-    handle, rescue = tempfile.mkstemp(prefix=f"nni-asenas-{path.stem}-", suffix=path.suffix)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    raise UsageError(f"{flag}: cannot write {path} ({reason}); the result is saved in {rescue} instead")
+        if isinstance(content, str):
+            write_text(path, content)
+        else:
+            write_result(path, content)
+    except UsageError as exc:
+        raise UsageError(f"{flag}: {exc}") from None

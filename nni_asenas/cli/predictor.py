@@ -2,8 +2,9 @@
 
 ``collect`` measures sub-net accuracies on a supernet (the package's or OFA's released one) and appends
 (architecture, top-1) pairs to a JSONL file, resumably; ``train`` fits the authors' MLP accuracy predictor on
-them and reports Kendall's tau and the mean absolute error on held-out pairs. The search side lives here too
-(:func:`add_search_arguments`, :func:`run_search`) so that ``cli/search.py`` only delegates to it.
+them and reports Kendall's tau and the mean absolute error on held-out pairs. The search's flags live here too
+(:func:`add_search_arguments`, :func:`run_search`) so that ``cli/search.py`` only delegates to them; the search
+itself is :func:`nni_asenas.imagenet.predictor_search.search_with_predictor`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-from nni_asenas.cli.options import method_config, warn_about_random_start
-from nni_asenas.config import AseNasConfig, check_seed
+from nni_asenas.cli.options import flag_errors, method_config, read_init, warn_about_random_start
+from nni_asenas.cli.outputs import prepare_output_dir, write_output
+from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 
 MAX_MADDS_DEFAULT = 600e6
-DEFAULT_QUERIES = 1000
+#: What the search's library errors name -> the flag that sets it.
+SEARCH_FLAGS = {"max_queries": "--max-queries", "max_madds": "--max-madds", "n_rescore": "--rescore",
+                "device": "--device", "holdout": "--holdout"}
 
 
 # ------------------------------------------------------------------------------------------- nni-asenas predictor
@@ -208,28 +212,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     add_evaluator_options(group, defined)
 
 
-def _read_initial(paths: list[str]) -> list[dict[str, int]]:
-    """ASE-NAS+ starts: each path is a result.json (its final candidates) or a JSON architecture / list of them."""
-    from nni_asenas.imagenet.space import canonical_arch
-    from nni_asenas.results import read_candidates
-
-    archs: list[dict[str, int]] = []
-    for text in paths:
-        path = Path(text)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            items = read_candidates(path) if isinstance(data, dict) and "candidates" in data else (
-                data if isinstance(data, list) else [data])
-            archs.extend(canonical_arch(item) for item in items)
-        except OSError as exc:
-            raise UsageError(f"--init {text}: {exc.strerror or type(exc).__name__}") from None
-        except ValueError as exc:  # JSON errors and UsageError (a ValueError) alike
-            raise UsageError(f"--init {text}: {str(exc).splitlines()[0]}") from None
-    return archs
-
-
 def run_search(args: argparse.Namespace) -> int:
     """``nni-asenas search --space mobilenet --predictor FILE``: ASE-NAS scored by the predictor."""
+    from nni_asenas.imagenet.predictor_search import DEFAULT_QUERIES
+
     if args.space != "mobilenet" or args.predictor is None:
         raise UsageError("a predictor search needs --space mobilenet and --predictor FILE")
     check_seed(args.seed)
@@ -242,12 +228,14 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--rescore must be >= 0, got {args.rescore}")
     if args.rescore and (args.data is None or (args.ofa is None) == (args.supernet is None)):
         raise UsageError("--rescore needs --data DIR and exactly one of --ofa CKPT / --supernet CKPT")
-    if args.output is not None and args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {args.output} exists and is not a directory")
+    if args.output is not None:
+        prepare_output_dir(args.output)  # before the search: its result must have a place to go
     from nni_asenas.imagenet.predictor import AccuracyPredictor
+    from nni_asenas.imagenet.predictor_search import search_with_predictor
+    from nni_asenas.imagenet.space import canonical_arch
 
     predictor = AccuracyPredictor.load(args.predictor)
-    initial = _read_initial(args.init)
+    initial = read_init(args.init, canonical_arch)
     rescore = supernet_evaluator(args) if args.rescore else None
     config = method_config(args)
     warn_about_random_start(config, queries)  # after the checks: an error stays the one line
@@ -259,98 +247,27 @@ def run_search(args: argparse.Namespace) -> int:
 
     def on_query(entry: dict[str, Any]) -> None:
         assert progress is not None
-        progress.set_description(f"query {entry['query']} best {entry['best_top1']:.2f}", refresh=False)
+        best = entry["best_top1"]
+        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
+                                 refresh=False)
         progress.update(1)
 
     try:
-        result = search_with_predictor(predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds,
-                                       config=config, initial=initial, rescore=rescore,
-                                       n_rescore=args.rescore, on_query=on_query if progress else None)
+        with flag_errors(SEARCH_FLAGS):
+            result = search_with_predictor(
+                predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds, config=config,
+                initial_architectures=initial, rescore=rescore, n_rescore=args.rescore,
+                on_query=on_query if progress else None, evaluator={"predictor": str(args.predictor)})
     finally:
         if progress is not None:
             progress.close()
-    result["predictor"] = str(args.predictor)
     _print_summary(result)
     if args.output is not None:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_output(args.output / "result.json", result)
         if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
-            (args.output / "arch.json").write_text(json.dumps(result["best"]["arch"], indent=1) + "\n",
-                                                   encoding="utf-8")
+            write_output(args.output / "arch.json", result["best"]["arch"])
         print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
     return 0
-
-
-def search_with_predictor(predictor: Any, *, max_queries: int, seed: int = 0, max_madds: float = MAX_MADDS_DEFAULT,
-                          config: AseNasConfig | None = None, initial: Sequence[Mapping[str, Any]] = (),
-                          rescore: Callable[[Mapping[str, Any]], float] | None = None, n_rescore: int = 0,
-                          on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """ASE-NAS for ``max_queries`` predictor queries under the MAdds limit; the ``result.json`` document.
-
-    The document has the keys of the supernet search's (strategy, space, seed, queries, best, candidates,
-    settings, trajectory, ...), with ``top1`` the *predicted* top-1 (``"evaluator": "predictor"``). With ``rescore``
-    (an ``arch -> top-1`` evaluator on the supernet), the ``n_rescore`` best predicted architectures are measured
-    (``rescored``) and ``best`` is the best measured one; a failed measurement is recorded, never fatal.
-    """
-    from nni_asenas.core.searcher import AseNasSearcher
-    from nni_asenas.imagenet.space import canonical_arch, count_madds, count_params, decisions
-
-    initial = [canonical_arch(arch) for arch in initial]
-    for arch in initial:
-        if count_madds(arch) > max_madds:
-            raise UsageError(f"initial architecture over the MAdds limit: {count_madds(arch) / 1e6:.1f} M > "
-                             f"{max_madds / 1e6:.1f} M")
-    config = config or AseNasConfig()
-    searcher = AseNasSearcher(decisions(), config, seed=seed, initial_architectures=initial,
-                              constraint=lambda arch: count_madds(arch) <= max_madds)
-    started = time.perf_counter()
-    trajectory: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, int]] | None = None
-    while len(trajectory) < max_queries:
-        proposal = searcher.ask()
-        if proposal is None:  # the whole constrained space has been proposed
-            break
-        arch = canonical_arch(proposal.arch)
-        value = predictor.score(arch)
-        searcher.tell(proposal.id, value / 100.0)  # fractions, as the supernet search tells them
-        if best is None or value > best[0]:
-            best = (value, arch)
-        entry = {"query": len(trajectory) + 1, "arch": arch, "top1": value, "madds": count_madds(arch),
-                 "kind": proposal.kind, "best_top1": best[0], "seconds": time.perf_counter() - started}
-        trajectory.append(entry)
-        if on_query is not None:
-            on_query(entry)
-    wall = time.perf_counter() - started
-
-    def summary(arch: dict[str, int], **values: Any) -> dict[str, Any]:
-        return {"arch": arch, **values, "madds": count_madds(arch), "params": count_params(arch)}
-
-    result: dict[str, Any] = {
-        "strategy": "asenas+" if initial else "asenas", "space": "mobilenet", "evaluator": "predictor",
-        "seed": seed, "queries": len(trajectory), "max_queries": max_queries, "max_madds": max_madds,
-        "madds_resolution": 224, "best": None if best is None else summary(best[1], top1=best[0]),
-        "settings": {**config.to_dict(), "initial_architectures": initial},
-        "candidates": [canonical_arch(obs.arch) for obs in searcher.candidates], "wall_seconds": wall,
-        "queries_per_second": len(trajectory) / wall if wall > 0 else None, "trajectory": trajectory,
-    }
-    if rescore is not None and n_rescore > 0:
-        distinct: dict[str, dict[str, Any]] = {}
-        for entry in sorted(trajectory, key=lambda entry: -entry["top1"]):
-            distinct.setdefault(json.dumps(entry["arch"]), entry)
-        measured = []
-        for entry in list(distinct.values())[:n_rescore]:
-            record = summary(entry["arch"], predicted_top1=entry["top1"])
-            try:
-                value = float(rescore(entry["arch"]))
-                record["top1"] = value if math.isfinite(value) else None
-            except Exception as exc:  # noqa: BLE001 - a failed re-score is reported, the others still count
-                record["top1"], record["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            measured.append(record)
-        result["rescored"] = measured
-        scored = [record for record in measured if record["top1"] is not None]
-        result["best_predicted"] = result["best"]
-        result["best"] = max(scored, key=lambda record: record["top1"]) if scored else None
-    return result
 
 
 def _print_summary(result: Mapping[str, Any]) -> None:

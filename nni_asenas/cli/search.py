@@ -8,18 +8,21 @@ MAdds limit (see :mod:`nni_asenas.imagenet.supernet_search`).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from nni_asenas.cli import predictor as predictor_cli
-from nni_asenas.cli.options import add_method_options, method_config, warn_about_random_start
-from nni_asenas.cli.outputs import prepare_output_dir, write_result
+from nni_asenas.cli.options import add_method_options, flag_errors, method_config, read_init, warn_about_random_start
+from nni_asenas.cli.outputs import prepare_output_dir, write_output
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
-from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, normalize_dataset
+from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, load_table, normalize_dataset
+
+#: What the supernet search's library errors name -> the flag that sets it.
+MOBILENET_FLAGS = {"max_queries": "--max-queries", "max_madds": "--max-madds", "device": "--device",
+                   "checkpoint": "--supernet", "holdout": "--holdout"}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -113,15 +116,9 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     if args.space == "mobilenet":
         return _run_mobilenet(args)
-    from nni_asenas.nasbench.simulator import (  # imports torch: after the argument checks
-        read_initial_architectures,
-        run_asenas,
-    )
+    from nni_asenas.nasbench.simulator import run_asenas  # imports torch: after the argument checks
 
-    try:
-        initial = read_initial_architectures(args.init)
-    except ValueError as exc:
-        raise UsageError(f"--init: {exc}") from None
+    initial = read_init(args.init, load_table().arch_str)
     budget = BUDGET_SECONDS[args.dataset] if args.budget_seconds is None else args.budget_seconds
     progress = None
     if not args.no_progress:
@@ -130,11 +127,10 @@ def run(args: argparse.Namespace) -> int:
         progress = tqdm(total=round(budget), unit="sim-s", desc="best -", file=sys.stderr, leave=False,
                         bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} sim-s [{elapsed}<{remaining}]")
 
-    def on_query(benchmark: Any) -> None:
+    def on_query(entry: dict[str, Any]) -> None:
         assert progress is not None
-        last = benchmark.trajectory[-1]
-        progress.set_description(f"query {last['query']} best {last['best_signal']:.2f}", refresh=False)
-        progress.update(min(round(benchmark.simulated_seconds), progress.total) - progress.n)
+        progress.set_description(f"query {entry['query']} best {entry['best_signal']:.2f}", refresh=False)
+        progress.update(min(round(entry["simulated_seconds"]), progress.total) - progress.n)
 
     try:
         result = run_asenas(args.dataset, seed=args.seed, budget_seconds=args.budget_seconds,
@@ -145,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
     print(summary_table(result))
     if args.output is not None:
-        write_result(args.output / "result.json", json.dumps(result, indent=1) + "\n")
+        write_output(args.output / "result.json", result)
         print(f"\nwrote {args.output / 'result.json'}")
     return 0
 
@@ -169,12 +165,14 @@ def summary_table(result: dict[str, Any]) -> str:
 
 
 def _run_mobilenet(args: argparse.Namespace) -> int:
+    from nni_asenas.imagenet.space import canonical_arch
     from nni_asenas.imagenet.supernet_search import build_search_evaluator, run_supernet_search
 
-    initial = _read_mobilenet_init(args.init)
-    supernet, evaluator, meta = build_search_evaluator(
-        args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,
-        workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+    initial = read_init(args.init, canonical_arch)
+    with flag_errors(MOBILENET_FLAGS):
+        supernet, evaluator, meta = build_search_evaluator(
+            args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,
+            workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -189,51 +187,36 @@ def _run_mobilenet(args: argparse.Namespace) -> int:
                                  refresh=False)
         progress.update(1)
 
-    extra = {"supernet": str(args.supernet), "supernet_epoch": meta["epoch"], "data": str(args.data),
-             "evaluator": {"calibration_images": evaluator.calibration_images,
-                           "evaluation_images": evaluator.evaluation_images, "device": str(evaluator.device),
-                           "img_size": meta["img_size"]}}
+    facts = {"supernet": str(args.supernet), "supernet_epoch": meta["epoch"], "data": str(args.data),
+             "calibration_images": evaluator.calibration_images, "evaluation_images": evaluator.evaluation_images,
+             "device": str(evaluator.device), "img_size": meta["img_size"]}
     try:
-        result = run_supernet_search(
-            evaluator, max_queries=args.max_queries, seed=args.seed, max_madds=args.max_madds,
-            madds_resolution=args.madds_resolution, width_mult=supernet.width_mult, num_classes=supernet.num_classes,
-            initial_architectures=initial, config=args.config, on_query=on_query if progress else None, extra=extra)
+        with flag_errors(MOBILENET_FLAGS):
+            result = run_supernet_search(
+                evaluator, max_queries=args.max_queries, seed=args.seed, max_madds=args.max_madds,
+                madds_resolution=args.madds_resolution, width_mult=supernet.width_mult,
+                num_classes=supernet.num_classes, initial_architectures=initial, config=args.config,
+                on_query=on_query if progress else None, evaluator=facts)
     finally:
         if progress is not None:
             progress.close()
     result["evaluator"]["seconds_per_query"] = evaluator.seconds_per_query()
     if args.output is not None:
-        write_result(args.output / "result.json", json.dumps(result, indent=1) + "\n")
+        write_output(args.output / "result.json", result)
         if result["best"] is not None:
-            write_result(args.output / "arch.json", json.dumps(result["best"]["arch"], indent=1) + "\n")
+            write_output(args.output / "arch.json", result["best"]["arch"])
     print(mobilenet_summary_table(result))
     if args.output is not None:
         print(f"\nwrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] else ""))
     return 0
 
 
-def _read_mobilenet_init(items: list[str]) -> list[dict[str, Any]]:
-    """ASE-NAS+ starting points for the MobileNet-like space: architecture JSON files, or result.json files
-    (their final candidates)."""
-    archs: list[dict[str, Any]] = []
-    for item in items:
-        try:
-            document = json.loads(Path(item).read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--init {item}: not a readable JSON file ({exc.__class__.__name__})") from None
-        found = document.get("candidates", [document]) if isinstance(document, dict) else None
-        if not isinstance(found, list) or not all(isinstance(arch, dict) for arch in found):
-            raise UsageError(f"--init {item}: expected an architecture object or a result.json with 'candidates'")
-        archs.extend(found)
-    return archs
-
-
 def mobilenet_summary_table(result: dict[str, Any]) -> str:
-    best = result["best"]
+    best, evaluator = result["best"], result["evaluator"]
     depths = (lambda arch: "-".join(str(arch[f"s{i}_depth"]) for i in range(1, 6)))
     rows = [
         ("strategy", f"{result['strategy']} (seed {result['seed']})"),
-        ("space", "mobilenet (supernet " + result["supernet"] + f", epoch {result['supernet_epoch']})"),
+        ("space", f"mobilenet (supernet {evaluator['supernet']}, epoch {evaluator['supernet_epoch']})"),
         ("chosen architecture", f"depths {depths(best['arch'])} (arch.json / result.json)" if best else "-"),
         ("its held-out top-1", f"{best['top1']:.2f} %" if best else "-"),
         ("its MAdds", f"{best['madds'] / 1e6:.1f} M at {result['madds_resolution']} px (limit "
@@ -241,7 +224,7 @@ def mobilenet_summary_table(result: dict[str, Any]) -> str:
         ("its parameters", f"{best['params'] / 1e6:.2f} M" if best else "-"),
         ("queries", f"{result['queries']} ({result['failed_queries']} failed)"),
         ("seconds per query", f"{result['evaluation_seconds_per_query']:.2f} (scoring "
-                              f"{result['evaluator']['evaluation_images']} held-out images)"),
+                              f"{evaluator['evaluation_images']} held-out images)"),
         ("wall seconds", f"{result['wall_seconds']:.2f}"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -43,6 +43,7 @@ __all__ = [
     "format_arch_str",
     "load_table",
     "normalize_dataset",
+    "params_of_arch_string",
     "parse_arch",
 ]
 
@@ -401,3 +402,13 @@ class NasBench201Table:
 def load_table() -> NasBench201Table:
     """The packaged NAS-Bench-201 table, loaded once per process."""
     return NasBench201Table.from_npz(DATA_PATH)
+
+
+def params_of_arch_string(text: str, decisions: Mapping[str, Sequence[Any]]) -> dict[str, str]:
+    """A NAS-Bench-201 architecture given as text (an arch string, a 6-digit code or an index) as the parameters
+    of ``decisions``, which must be the table's space (labels :data:`EDGES`, as in
+    ``search_spaces/nasbench201.json``); :class:`ValueError` otherwise."""
+    params = load_table().arch_dict(text)
+    if set(params) != set(decisions):
+        raise ValueError(f"a NAS-Bench-201 arch string, but the search space has parameters {sorted(decisions)}")
+    return params

@@ -4,21 +4,21 @@ A query of an architecture returns its 12-epoch validation accuracy (the signal)
 200-epoch training time (simulated seconds). As in the NATS-Bench reference searches, a new query starts while
 less than the budget is spent (so the last one may end past it). The number reported is the 200-epoch seed-mean
 test accuracy of the best-signal architecture. :class:`SimulatedBenchmark` keeps the books for any strategy;
-:func:`run_asenas` drives ASE-NAS with it and returns the ``result.json`` document.
+:func:`run_asenas` drives ASE-NAS with it through the search loop (:func:`nni_asenas.search.run_search`) and returns
+the ``result.json`` document (schema: :mod:`nni_asenas.search.result`).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from nni_asenas.config import AseNasConfig, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher
-from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, NasBench201Table, load_table, normalize_dataset
-from nni_asenas.results import read_candidates
+from nni_asenas.search.initial import read_initial_architectures as read_architectures
+from nni_asenas.search.loop import run_search
+from nni_asenas.search.result import result_document
 
 __all__ = ["SIGNALS", "SimulatedBenchmark", "read_initial_architectures", "run_asenas"]
 
@@ -82,7 +82,7 @@ class SimulatedBenchmark:
         if self.best_index is None or signal > self._signal[self.best_index]:
             self.best_index = index
         self.trajectory.append({
-            "query": self.queries,
+            "query": self.queries + 1,
             "arch": self.table.arch_str(index),
             "signal": signal,
             "simulated_seconds": self.simulated_seconds,
@@ -92,57 +92,42 @@ class SimulatedBenchmark:
         return signal
 
     def result(self, strategy: str, seed: int, **extra: Any) -> dict[str, Any]:
-        """The ``result.json`` document (see the README) for the search so far."""
-        optimum_index, optimum = self.table.optimum(self.dataset)
-        best = None
-        if self.best_index is not None:
-            test = float(self._test[self.best_index])
-            best = {
-                "arch": self.table.arch_str(self.best_index),
-                "index": self.best_index,
-                "signal": float(self._signal[self.best_index]),
-                "test_accuracy": test,
-                "gap_to_optimum": optimum - test,
-            }
+        """The ``result.json`` document (:func:`~nni_asenas.search.result.result_document`) of the search so far;
+        ``extra`` gives the strategy's ``settings``, ``candidates`` and measured times."""
+        return result_document(strategy=strategy, space=SPACE, seed=seed, queries=self.queries, failed_queries=0,
+                               max_queries=self.max_queries, best=self.best(), trajectory=self.trajectory,
+                               **self.fields(), **extra)
+
+    def best(self) -> dict[str, Any] | None:
+        """The best-signal architecture so far: ``arch, index, signal, test_accuracy, gap_to_optimum``."""
+        if self.best_index is None:
+            return None
+        test = float(self._test[self.best_index])
         return {
-            "strategy": strategy,
-            "space": SPACE,
+            "arch": self.table.arch_str(self.best_index),
+            "index": self.best_index,
+            "signal": float(self._signal[self.best_index]),
+            "test_accuracy": test,
+            "gap_to_optimum": self.table.optimum(self.dataset)[1] - test,
+        }
+
+    def fields(self) -> dict[str, Any]:
+        """This route's keys of ``result.json``: dataset, signal, simulated and budget seconds, the optimum."""
+        optimum_index, optimum = self.table.optimum(self.dataset)
+        return {
             "dataset": self.dataset,
             "signal": self.signal,
-            "seed": seed,
-            "queries": self.queries,
             "simulated_seconds": self.simulated_seconds,
             "budget_seconds": self.budget_seconds,
-            "max_queries": self.max_queries,
-            "best": best,
             "optimum": {"arch": self.table.arch_str(optimum_index), "index": optimum_index, "test_accuracy": optimum},
-            **extra,
-            "trajectory": self.trajectory,
         }
 
 
-def read_initial_architectures(items: Iterable[str], table: NasBench201Table | None = None) -> list[str]:
-    """ASE-NAS+ starting points: each item is an architecture (any form the table accepts) or the path of an
-    earlier ``result.json``, whose final candidates are used. Returns canonical arch strings, duplicates dropped."""
+def read_initial_architectures(items: Iterable[Any], table: NasBench201Table | None = None) -> list[str]:
+    """ASE-NAS+ starting points as canonical arch strings: each item an architecture (any form the table accepts)
+    or the path of an earlier ``result.json`` (its final candidates); see :mod:`nni_asenas.search.initial`."""
     table = table if table is not None else load_table()
-    archs: list[str] = []
-    for item in items:
-        looks_like_file = item.endswith(".json") or Path(item).exists() or "/" in item and "|" not in item
-        if looks_like_file:
-            try:
-                found = read_candidates(item)
-            except UsageError as exc:
-                raise UsageError(f"cannot read initial architectures from {item}: {exc}") from None
-        else:
-            found = [item]
-        for arch in found:
-            try:
-                text = table.arch_str(arch)
-            except ValueError as exc:
-                raise ValueError(f"initial architecture {arch!r}: {exc}") from None
-            if text not in archs:
-                archs.append(text)
-    return archs
+    return read_architectures(items, table.arch_str)
 
 
 def run_asenas(
@@ -151,44 +136,32 @@ def run_asenas(
     seed: int = 0,
     budget_seconds: float | None = None,
     max_queries: int | None = None,
-    initial_architectures: Sequence[str] = (),
+    initial_architectures: Iterable[Any] = (),
     strategy: str | None = None,
-    on_query: Callable[[SimulatedBenchmark], None] | None = None,
+    on_query: Callable[[dict[str, Any]], None] | None = None,
     signal: str = "val12",
     config: AseNasConfig | str | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """One simulated ASE-NAS search (ASE-NAS+ when ``initial_architectures`` are given): the ``result.json`` dict.
 
-    ``config`` and ``settings`` (k, n_steps, learning_rate, ...) are the method's (:class:`AseNasConfig`). ``on_query`` is called
-    after every query (progress display). ``signal`` is what queries return (see :class:`SimulatedBenchmark`).
+    ``initial_architectures`` are architectures in any form the table accepts, or result.json paths (read by
+    :func:`read_initial_architectures`). ``config`` and ``settings`` (k, n_steps, learning_rate, ...) are the
+    method's (:class:`AseNasConfig`). ``on_query`` gets each trajectory entry (progress display). ``signal`` is what
+    queries return (see :class:`SimulatedBenchmark`).
     """
-    started = time.perf_counter()
     benchmark = SimulatedBenchmark(dataset, budget_seconds=budget_seconds, max_queries=max_queries, signal=signal)
     table = benchmark.table
+    initial = read_initial_architectures(initial_architectures, table)
     config = resolve_config(config, **settings)
-    searcher = AseNasSearcher(
-        table.decisions(), config, initial_architectures=[table.arch_dict(arch) for arch in initial_architectures], seed=seed,
-    )
-    decision_seconds = 0.0
-    while not benchmark.done:
-        tick = time.perf_counter()
-        proposal = searcher.ask()
-        decision_seconds += time.perf_counter() - tick
-        if proposal is None:  # the whole space has been evaluated
-            break
-        value = benchmark.query(proposal.arch)
-        tick = time.perf_counter()
-        searcher.tell(proposal.id, value / 100.0)
-        decision_seconds += time.perf_counter() - tick
-        if on_query is not None:
-            on_query(benchmark)
-    name = strategy or ("asenas+" if initial_architectures else "asenas")
-    return benchmark.result(
-        name,
-        seed,
-        settings={**config.to_dict(), "initial_architectures": list(initial_architectures)},
-        candidates=[table.arch_str(obs.arch) for obs in searcher.candidates],
-        decision_ms_per_query=1000.0 * decision_seconds / max(benchmark.queries, 1),
-        wall_seconds=time.perf_counter() - started,
+    searcher = AseNasSearcher(table.decisions(), config, initial_architectures=[table.arch_dict(arch) for arch in initial],
+                              seed=seed)
+    search = run_search(searcher, benchmark.query, max_queries=max_queries, should_stop=lambda: benchmark.done,
+                        on_query=None if on_query is None else (lambda query: on_query(benchmark.trajectory[-1])),
+                        score_unit=100.0)
+    return search.document(
+        strategy=strategy or ("asenas+" if initial else "asenas"), space=SPACE, seed=seed,
+        settings={**config.to_dict(), "initial_architectures": initial}, best=benchmark.best(),
+        candidates=[table.arch_str(obs.arch) for obs in search.candidates], trajectory=benchmark.trajectory,
+        **benchmark.fields(),
     )

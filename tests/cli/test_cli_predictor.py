@@ -88,7 +88,7 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     printed = capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     predictor = AccuracyPredictor.load(predictor_file)
-    assert result["queries"] == 40 == len(result["trajectory"]) and result["evaluator"] == "predictor"
+    assert result["queries"] == 40 == len(result["trajectory"]) and result["evaluator"] == {"kind": "predictor", "predictor": str(predictor_file)}
     assert all(count_madds(entry["arch"]) <= 400e6 for entry in result["trajectory"])
     for entry in result["trajectory"][:5]:
         assert entry["top1"] == pytest.approx(predictor.score(entry["arch"]), abs=1e-5)
@@ -116,7 +116,7 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--rescore", "2"), "--rescore needs --data"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--max-madds", "-1"), "--max-madds must be"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--init", "none.json"),
-     "--init none.json: No such file or directory"),
+     "--init: cannot read initial architectures from none.json: No such file or directory"),
     (("predictor", "train", "missing.jsonl", "--output", "p.pt"), "pairs file missing.jsonl does not exist"),
     (("predictor", "train", "x.jsonl", "--output", "p.pt", "--epochs", "0"), "epochs must be a positive integer"),
     (("predictor", "collect", "--ofa", "x.pth", "--data", "nowhere", "--n", "3", "--output", "o.jsonl"),

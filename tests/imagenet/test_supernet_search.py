@@ -114,6 +114,6 @@ def test_cli_search_on_a_supernet(checkpoint: Path, image_folder: Path, tmp_path
     assert cli_main(["search", "--space", "mobilenet", "--data", str(image_folder)]) == 2
     assert "needs --supernet CKPT and --data DIR" in capsys.readouterr().err
     assert cli_main([*argv[:-2], "--max-madds", "1e6"]) == 2
-    assert "below the smallest network" in capsys.readouterr().err
+    assert "--max-madds 1.0 M is below the smallest network" in capsys.readouterr().err
     assert cli_main(["search", "--supernet", str(checkpoint)]) == 2
     assert "--supernet is for --space mobilenet" in capsys.readouterr().err

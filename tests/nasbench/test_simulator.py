@@ -4,8 +4,9 @@ import pytest
 
 from nni_asenas.nasbench.nb201 import load_table
 from nni_asenas.nasbench.simulator import SimulatedBenchmark, read_initial_architectures, run_asenas
+from nni_asenas.search.result import MEASURED_KEYS, RESULT_KEYS
 
-VOLATILE = ("wall_seconds", "decision_ms_per_query")  # measured times: the only fields a seed does not fix
+VOLATILE = MEASURED_KEYS
 
 
 def stable(result):
@@ -47,6 +48,8 @@ def test_asenas_run_is_reproducible_and_respects_the_budget():
     assert len({t["arch"] for t in a["trajectory"]}) == a["queries"]  # never the same architecture twice
     assert a["best"]["signal"] == max(t["signal"] for t in a["trajectory"])
     assert a["best"]["arch"] in a["candidates"]
+    assert set(RESULT_KEYS) <= set(a) and a["failed_queries"] == 0  # the shared result.json schema
+    assert [t["query"] for t in a["trajectory"]] == list(range(1, a["queries"] + 1))
 
 
 def test_max_queries_and_initial_architectures():
