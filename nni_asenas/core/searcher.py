@@ -35,7 +35,7 @@ from nni_asenas.core.encoding import (
 from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
 from nni_asenas.threads import single_threaded
 
-__all__ = ["AseNasSearcher", "Observation", "Proposal"]
+__all__ = ["AseNasSearcher", "Observation", "Proposal", "upgrade_state"]
 
 _logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ _logger = logging.getLogger(__name__)
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
 # A new centre for a candidate whose one-edit neighbourhood is exhausted (its ``parent`` is that candidate).
 RESTART = "restart"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 #: A constraint that rejects this many proposals in a row stops the search with an error instead of looping on.
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
@@ -286,7 +286,8 @@ class AseNasSearcher:
         return self._observation(rid)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this exact search (torch.save-able)."""
+        """Everything needed to continue this exact search (torch.save-able); version 2 (:func:`upgrade_state`
+        reads version 1)."""
         return {
             "version": _STATE_VERSION,
             "decisions": self.decisions,
@@ -310,23 +311,21 @@ class AseNasSearcher:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue the search saved by :meth:`state_dict`. A state of another space or shape, or with a missing or
         damaged entry, raises :class:`ValueError` naming it and leaves this searcher untouched."""
-        if not isinstance(state, Mapping):
-            raise ValueError(f"a saved search state is a dict, got {type(state).__name__}")
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported searcher state version {state.get('version')!r}")
+        state = upgrade_state(state)
         try:
             saved = {label: list(values) for label, values in state["decisions"].items()}
             if saved != self.decisions:
                 raise ValueError("the saved search state belongs to a different search space")
             saved_config = dict(state["config"])
-            saved_config.setdefault("n_initial", 0)  # saved before the setting existed: those searches started with k
+            missing = sorted(set(AseNasConfig.field_names()) - set(saved_config))
+            if missing:
+                raise ValueError(f"the saved search state's config has no {missing[0]!r} setting")
             if (saved_config["k"], saved_config["n_steps"], saved_config["hidden_size"]) != (
                 self._config.k, self._config.n_steps, self._config.hidden_size,
             ):
                 raise ValueError("the saved search state was made with another k, n_steps or hidden_size")
-            saved_seed = saved_config.pop("seed", None)  # states of version 1 kept the seed inside the config
             config = AseNasConfig.from_dict(saved_config)
-            seed = check_seed(state.get("seed", saved_seed if saved_seed is not None else self._seed))
+            seed = check_seed(state["seed"])
             records = {int(rid): _Record(**{**r, "code": tuple(r["code"])}) for rid, r in state["records"].items()}
             rejected = {tuple(code) for code in state["rejected"]}
             slots = [int(rid) for rid in state["slots"]]
@@ -614,6 +613,33 @@ class AseNasSearcher:
     def _observation(self, rid: int) -> Observation:
         record = self._records[rid]
         return Observation(rid, self._arch(record.code), record.score, record.kind)
+
+
+def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved searcher state as version 2. Version 1 changed shape as settings were added: its first states kept
+    the seed inside the config, and states saved before ``n_initial`` existed lack it (those searches started with
+    ``k`` random architectures: ``n_initial`` 0). Version 2 has the seed beside the config and every setting in
+    it. :class:`ValueError` for what is not a state, an unknown version, or a version-1 state without its config
+    or seed."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a saved search state is a dict, got {type(state).__name__}")
+    version = state.get("version")
+    if version == _STATE_VERSION:
+        return dict(state)
+    if version != 1:
+        raise ValueError(f"unsupported searcher state version {version!r}")
+    try:
+        config = dict(state["config"])
+    except KeyError:
+        raise ValueError("the saved search state has no 'config' entry") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the saved search state is damaged ({exc})") from None
+    config.setdefault("n_initial", 0)
+    seed = state.get("seed", config.get("seed"))
+    config.pop("seed", None)
+    if seed is None:
+        raise ValueError("the saved search state has no 'seed' entry")
+    return {**state, "version": _STATE_VERSION, "config": config, "seed": seed}
 
 
 def _copy_state(value: Any) -> Any:

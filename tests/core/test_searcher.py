@@ -201,7 +201,7 @@ def test_state_dict_round_trip_continues_the_exact_search():
 def test_a_state_saved_before_n_initial_existed_resumes_its_search_without_a_random_start():
     old = AseNasSearcher(BIG, k=3, seed=2, n_initial=0)
     drive(old, 5)
-    state = old.state_dict()
+    state = {**old.state_dict(), "version": 1}  # such states were version 1
     del state["config"]["n_initial"]
     restored = AseNasSearcher(BIG, k=3, seed=2)
     restored.load_state_dict(state)
@@ -332,3 +332,45 @@ def test_default_search_finds_the_optimum_of_a_smooth_objective():
         s = AseNasSearcher(BIG, seed=seed)
         drive(s, 80)
         assert s.best.arch == {label: 3 for label in BIG}
+
+
+def test_a_version_1_state_of_0_2_continues_as_0_2_did():
+    """States of nni-asenas 0.2.0 (tests/data/states-v1.pt), also in the older version-1 shapes (no n_initial in the
+    config, the seed inside it), load and propose what 0.2.0 proposed after them."""
+    import copy
+
+    import v1_states
+
+    saved = v1_states.load()
+    without_n_initial = copy.deepcopy(saved["searcher_n_initial_0"])
+    del without_n_initial["state"]["config"]["n_initial"]
+    seed_in_config = copy.deepcopy(saved["searcher"])
+    seed_in_config["state"]["config"]["seed"] = seed_in_config["state"].pop("seed")
+    for case in (saved["searcher"], saved["searcher_n_initial_0"], without_n_initial, seed_in_config):
+        assert case["state"]["version"] == 1
+        restored = AseNasSearcher(v1_states.SPACE, seed=999, k=2, hidden_size=8)
+        restored.load_state_dict(case["state"])
+        restored.tell(restored.state_dict()["next_id"] - 1, v1_states.score(case["pending"]))
+        continued = []
+        for _ in range(len(case["next"])):
+            proposal = restored.ask()
+            continued.append(proposal.arch)
+            restored.tell(proposal.id, v1_states.score(proposal.arch))
+        assert continued == case["next"] and restored.seed == 5
+        assert restored.state_dict()["version"] == 2
+
+
+def test_upgrade_state_names_what_is_missing():
+    from nni_asenas.core.searcher import upgrade_state
+
+    state = AseNasSearcher(SPACE, seed=0).state_dict()
+    assert upgrade_state(state) == state
+    incomplete = {**state, "config": {k: v for k, v in state["config"].items() if k != "n_initial"}}
+    with pytest.raises(ValueError, match="config has no 'n_initial' setting"):  # version 2 keeps every setting
+        AseNasSearcher(SPACE, seed=0).load_state_dict(incomplete)
+    for damaged, message in (({**state, "version": 7}, "unsupported searcher state version 7"),
+                             ({"version": 1}, "no 'config' entry"),
+                             ({"version": 1, "config": {"k": 3}}, "no 'seed' entry"),
+                             ([], "a saved search state is a dict")):
+        with pytest.raises(ValueError, match=message):
+            upgrade_state(damaged)
