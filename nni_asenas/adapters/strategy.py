@@ -25,6 +25,7 @@ from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEn
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy.base import Strategy, StrategyStatus
 
+from nni_asenas.adapters.ledger import LEDGER_STATE_VERSION, TrialLedger
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher, Proposal
 from nni_asenas.errors import UsageError
@@ -32,11 +33,11 @@ from nni_asenas.nni_tools.compat import install_checkpoint_serializer
 from nni_asenas.nni_tools.metrics import data_error, describe_metric, metric_score
 from nni_asenas.nni_tools.space_codec import SpaceCodec
 
-__all__ = ["AseNas"]
+__all__ = ["AseNas", "upgrade_state"]
 
 _logger = logging.getLogger(__name__)
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 RESUBMITTED = "resubmitted"  # kind of a proposal that was in flight when the experiment stopped
 
 
@@ -55,7 +56,8 @@ class AseNas(Strategy):
     again. With ``SequentialExecutionEngine``, pass ``continue_on_failure=True`` (as for every NNI strategy) so that
     a trial that raises does not stop the engine itself. A final metric ``{"data_error": "..."}`` (no ``default``:
     the trial's data, not the architecture, was at fault) leaves the model unjudged: it is submitted again, and after
-    :attr:`max_data_errors_in_a_row` such models in a row the strategy submits nothing more.
+    :data:`~nni_asenas.adapters.ledger.MAX_DATA_ERRORS_IN_A_ROW` such models in a row the strategy submits nothing
+    more.
 
     Parameters
     ----------
@@ -69,8 +71,6 @@ class AseNas(Strategy):
     seed
         Seeds every random choice of the search (0 .. 2**32 - 1).
     """
-
-    max_data_errors_in_a_row: int = 3
 
     def __init__(
         self,
@@ -91,12 +91,7 @@ class AseNas(Strategy):
         self._codec: SpaceCodec | None = None
         self._searcher: AseNasSearcher | None = None
         self._lock = threading.RLock()  # engine callbacks may come from another thread
-        self._untold: dict[int, tuple[int, ExecutableModelSpace]] = {}  # id(model) -> (proposal id, model)
-        self._pending_archs: dict[int, dict[str, Any]] = {}  # proposal id -> arch, submitted and not told
-        self._training: dict[int, ExecutableModelSpace] = {}  # id(model) -> model, submitted, training not ended
-        self._ended_without_metric: dict[int, ExecutableModelSpace] = {}  # proposal id -> model (see _tell)
-        self._resubmit: list[tuple[int, dict[str, Any]]] = []  # in flight when the state was saved, or data errors
-        self._data_errors: list[str] = []  # data errors since the last model with a result
+        self._ledger: TrialLedger[int] = TrialLedger()  # trials keyed by id(model), the model as token
         self._models: weakref.WeakValueDictionary[int, ExecutableModelSpace] = weakref.WeakValueDictionary()
         self._frozen: tuple[dict[str, Any], ExecutableModelSpace] | None = None  # last model the constraint froze
         self._refused_resume: str | None = None
@@ -136,7 +131,7 @@ class AseNas(Strategy):
         while self.wait_for_resource():
             submission = self._next_submission()
             if submission is None:
-                if len(self._data_errors) < self.max_data_errors_in_a_row:
+                if not self._ledger.stopped_by_data:
                     _logger.info("Every valid architecture has been proposed. Stop submitting.")
                 break
             self.engine.submit_models(submission)
@@ -177,21 +172,20 @@ class AseNas(Strategy):
 
     def _next_submission(self) -> ExecutableModelSpace | None:
         with self._lock:
-            if len(self._data_errors) >= self.max_data_errors_in_a_row:
+            if self._ledger.stopped_by_data:
+                errors = self._ledger.data_errors
                 _logger.error("%d models in a row stopped on their data, not their architecture (last: %s). Stop "
-                              "submitting: fix the data, then resume.", len(self._data_errors), self._data_errors[-1])
+                              "submitting: fix the data, then resume.", len(errors), errors[-1])
                 return None
-            if self._resubmit:
-                pid, arch = self._resubmit.pop(0)
-                proposal: Proposal | None = Proposal(pid, arch, RESUBMITTED)
+            resubmission = self._ledger.take_resubmission()
+            if resubmission is not None:
+                proposal: Proposal | None = Proposal(*resubmission, RESUBMITTED)
             else:
                 proposal = self.searcher.ask()
             if proposal is None:
                 return None
             model = self._freeze(proposal.arch)
-            self._untold[id(model)] = (proposal.id, model)
-            self._pending_archs[proposal.id] = proposal.arch
-            self._training[id(model)] = model
+            self._ledger.submit(id(model), proposal.id, proposal.arch, token=model)
             self._models[proposal.id] = model
         origin = f" from candidate {proposal.parent}" if proposal.parent is not None else ""
         _logger.info("[Proposal %d] %s%s: %s", proposal.id, proposal.kind, origin, model.sample)
@@ -202,32 +196,21 @@ class AseNas(Strategy):
     # (microsoft/nni#5693, #5726), while metrics carry the parameter the trial really ran. So a model that ended
     # without a metric counts as failed only once no model is in flight: its metric could still be on its way.
 
-    def _proposal_of(self, model: ExecutableModelSpace) -> int | None:
-        entry = self._untold.get(id(model))
-        return entry[0] if entry is not None and entry[1] is model else None
-
-    def _tell(self, pid: int, model: ExecutableModelSpace, score: float | None) -> None:
-        del self._untold[id(model)]
-        del self._pending_archs[pid]
-        self._ended_without_metric.pop(pid, None)
-        self.searcher.tell(pid, score)
-
     def _on_final_metric(self, event: FinalMetricEvent) -> None:
         with self._lock:
-            pid = self._proposal_of(event.model)
-            if pid is None:
+            trial = self._ledger.trial(id(event.model), event.model)
+            if trial is None:
                 return  # not ours, or a second final metric
+            pid = trial.proposal_id
             problem = data_error(event.metric)
             if problem is not None:  # not evaluated: submitted again, not marked failed
-                del self._untold[id(event.model)]
-                self._resubmit.append((pid, self._pending_archs.pop(pid)))
-                self._data_errors.append(problem)
+                self._ledger.record_data_error(id(event.model), problem, token=event.model)
                 _logger.error("[Proposal %d] stopped on its data, not its architecture: %s. Not marked failed; "
                               "submitted again.", pid, problem)
                 return
-            self._data_errors.clear()
+            self._ledger.record_result(id(event.model), event.model)
             score = metric_score(event.metric)
-            self._tell(pid, event.model, score)
+            self.searcher.tell(pid, score)
             best = self.searcher.best
         if score is None:
             _logger.warning("[Proposal %d] metric %s is not a finite number: no reward, never proposed again.",
@@ -238,23 +221,22 @@ class AseNas(Strategy):
 
     def _on_training_end(self, event: TrainingEndEvent) -> None:
         with self._lock:
-            if self._training.pop(id(event.model), None) is not event.model:
+            if not self._ledger.run_ended(id(event.model), event.model):
                 return  # a model AseNas did not submit
-            pid = self._proposal_of(event.model)
-            if pid is not None:
-                if event.status == ModelStatus.Interrupted:
-                    # Not evaluated: it stays pending (in state_dict) and is submitted again on resume.
-                    del self._untold[id(event.model)]
-                    _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.", pid)
-                else:
-                    self._ended_without_metric[pid] = event.model
-            if not self._training:
+            if event.status == ModelStatus.Interrupted:
+                # Not evaluated: it stays in the state and is submitted again on resume.
+                trial = self._ledger.park(id(event.model), event.model)
+                if trial is not None:
+                    _logger.warning("[Proposal %d] interrupted; it is submitted again if the experiment resumes.",
+                                    trial.proposal_id)
+            if not self._ledger.running:
                 self._fail_models_ended_without_metric()
 
     def _fail_models_ended_without_metric(self) -> None:
-        for pid, model in sorted(self._ended_without_metric.items()):
-            self._tell(pid, model, None)
-            _logger.warning("[Proposal %d] ended without a final metric: failed, never proposed again.", pid)
+        for _, trial in self._ledger.expire():
+            self.searcher.tell(trial.proposal_id, None)
+            _logger.warning("[Proposal %d] ended without a final metric: failed, never proposed again.",
+                            trial.proposal_id)
 
     # ------------------------------------------------------------------ results
 
@@ -268,7 +250,7 @@ class AseNas(Strategy):
             raise RuntimeError("Strategy has not been run.")
         with self._lock:
             history = self.searcher.history
-            running = [model for _, model in self._untold.values()]
+            running = [trial.token for trial in self._ledger.open_trials]
         if sort:
             scored = sorted((o for o in history if o.score is not None), key=lambda o: o.score or 0.0, reverse=True)
             if limit is not None and limit > len(scored):
@@ -292,18 +274,18 @@ class AseNas(Strategy):
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """The searcher's state plus the proposals in flight (``{proposal id: arch}``), which a resume resubmits."""
+        """The searcher's state and the trial ledger's (the proposals without a result, which a resume submits
+        again first); version 2 (:func:`upgrade_state` reads version 1)."""
         if self._refused_resume is not None:
             # Refusing here keeps NasExperiment.save_checkpoint from overwriting the checkpoint we did not load.
             raise RuntimeError(self._refused_resume)
         with self._lock:
-            running = {pid: dict(arch) for pid, arch in self._pending_archs.items()}
-            running.update({pid: dict(arch) for pid, arch in self._resubmit})
+            ledger = self._ledger.state_dict()
             return {
                 "version": _STATE_VERSION,
                 "searcher": self.searcher.state_dict(),
-                "running": dict(sorted(running.items())),
-                "num_running_models": len(running),
+                "ledger": ledger,
+                "num_running_models": len(ledger["unanswered"]) + len(ledger["resubmit"]),
             }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -320,27 +302,44 @@ class AseNas(Strategy):
                 "the sequential engine, which resumes."
             )
             raise RuntimeError(self._refused_resume)
-        if state_dict.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported AseNas state version {state_dict.get('version')!r}")
-        try:  # read everything before changing anything: a damaged state leaves the strategy as it was
-            resubmit = [(int(pid), dict(arch)) for pid, arch in sorted(state_dict["running"].items())]
-            searcher_state = state_dict["searcher"]
+        state = upgrade_state(state_dict)
+        ledger: TrialLedger[int] = TrialLedger()  # read all before changing anything: a damaged state changes nothing
+        try:
+            ledger.load_state_dict(state["ledger"], resubmit_unanswered=True)
+            searcher_state = state["searcher"]
         except KeyError as exc:
             raise ValueError(f"the saved AseNas state has no {exc.args[0]!r} entry") from None
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ValueError(f"the saved AseNas state is damaged ({exc})") from None
         with self._lock:
             self.searcher.load_state_dict(searcher_state)  # checks first, changes nothing when it raises
-            self._resubmit = resubmit
-            self._pending_archs = {}
-            self._untold = {}
-            self._training = {}
-            self._ended_without_metric = {}
-        if self._resubmit:
+            self._ledger = ledger
+        waiting = len(state["ledger"]["unanswered"]) + len(state["ledger"]["resubmit"])
+        if waiting:
             _logger.info("Loaded state: %d finished, %d in flight (submitted again first).",
-                         len(self.searcher.history), len(self._resubmit))
+                         len(self.searcher.history), waiting)
         else:
             _logger.info("Loaded state: %d finished.", len(self.searcher.history))
+
+
+def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved :class:`AseNas` state as version 2: the in-flight proposals of version 1 (``running``, which a
+    resume submitted again) become the trial ledger's unanswered proposals. The searcher's state inside is
+    upgraded by the searcher itself. :class:`ValueError` for a damaged state or an unknown version."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a saved AseNas state is a dict, got {type(state).__name__}")
+    version = state.get("version")
+    if version == _STATE_VERSION:
+        return dict(state)
+    if version != 1:
+        raise ValueError(f"unsupported AseNas state version {version!r}")
+    try:
+        running = sorted((int(pid), dict(arch)) for pid, arch in state["running"].items())
+        searcher = state["searcher"]
+    except KeyError as exc:
+        raise ValueError(f"the saved AseNas state has no {exc.args[0]!r} entry") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"the saved AseNas state is damaged ({exc})") from None
+    ledger = {"version": LEDGER_STATE_VERSION, "unanswered": [[pid, arch] for pid, arch in running], "resubmit": []}
+    return {"version": _STATE_VERSION, "searcher": searcher, "ledger": ledger, "num_running_models": len(running)}
 
 
 def _is_training_service(engine: ExecutionEngine) -> bool:

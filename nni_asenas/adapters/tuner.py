@@ -32,13 +32,13 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import nni
 from nni.tuner import Tuner
 
+from nni_asenas.adapters.ledger import LEDGER_STATE_VERSION, Trial, TrialLedger
 from nni_asenas.config import check_seed, random_start_warning, resolve_config
 from nni_asenas.errors import UsageError
 from nni_asenas.nni_tools.metrics import data_error, describe_metric, finite_number, metric_score
@@ -47,12 +47,12 @@ from nni_asenas.search.initial import names_a_file, read_initial_architectures
 if TYPE_CHECKING:  # the searcher needs torch: imported when the search space arrives (see the module docstring)
     from nni_asenas.core.searcher import AseNasSearcher
 
-__all__ = ["AseNasTuner", "parse_search_space", "read_metric"]
+__all__ = ["AseNasTuner", "parse_search_space", "read_metric", "upgrade_state"]
 
 _logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "asenas_tuner.pt"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 _CHOICE_VALUE_TYPES = (str, int, float, bool)
 
@@ -114,17 +114,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@dataclass
-class _Trial:
-    """A parameter id handed to NNI and not yet answered."""
-
-    proposal_id: int
-    arch: dict[str, Any]
-    searcher: AseNasSearcher  # the searcher that proposed it (the search space may change in between)
-    started: float  # time.monotonic() when proposed
-    ended: float | None = None  # when NNI said it succeeded, if its final result has not arrived yet
-
-
 class AseNasTuner(Tuner):
     """ASE-NAS over a search space of ``choice`` parameters.
 
@@ -155,9 +144,6 @@ class AseNasTuner(Tuner):
     """
 
     result_grace_seconds: float = 30.0
-    #: Trials in a row that stop on a data error (see :func:`~nni_asenas.nni_tools.metrics.data_error`) before the
-    #: tuner proposes nothing more: the data needs fixing, and every further trial would stop the same way.
-    max_data_errors_in_a_row: int = 3
 
     def __init__(
         self,
@@ -203,16 +189,13 @@ class AseNasTuner(Tuner):
         self._lock = threading.RLock()
         self._decisions: dict[str, list[Any]] | None = None
         self._searcher: AseNasSearcher | None = None
-        self._trials: dict[int, _Trial] = {}  # parameter id -> its proposal, until answered
-        self._orphans: dict[str, int] = {}  # arch key -> proposal id: running when the experiment stopped
+        self._ledger: TrialLedger[int] = TrialLedger()  # trials keyed by parameter id, the searcher that proposed them as token
         self._trial_jobs: set[str] = set()  # NNI trial job ids whose result is recorded
         self._waiting_imports: list[Mapping[str, Any]] = []  # imported before the search space arrived
         self._restored: Mapping[str, Any] | None = None  # a loaded checkpoint, applied once the search space is known
         self._n_queries = 0  # results recorded: successes, failures, imports
         self._seconds = 0.0
         self._stopped = False
-        self._retry: list[tuple[int, dict[str, Any]]] = []  # (proposal id, arch) whose trial stopped on its data
-        self._data_errors: list[str] = []  # the data errors since the last real result
         _warn_about_nni_listing()
 
     # ------------------------------------------------------------------ NNI tuner interface
@@ -225,7 +208,7 @@ class AseNasTuner(Tuner):
             previous = self._searcher
             self._searcher = self._new_searcher(decisions)
             self._decisions = decisions
-            self._orphans.clear()
+            self._ledger.forget_awaited()
             if previous is not None:  # a changed space: carry over what still fits
                 for obs in previous.history:
                     self._observe(obs.arch, obs.score, count=False)
@@ -242,9 +225,10 @@ class AseNasTuner(Tuner):
             searcher = self._require_searcher()
             self._fail_overdue()
             reason = self._stop_reason()
-            if reason is None and self._retry:  # not evaluated because of its data: the same proposal again
-                proposal_id, arch = self._retry.pop(0)
-                self._trials[parameter_id] = _Trial(proposal_id, dict(arch), searcher, time.monotonic())
+            retry = self._ledger.take_resubmission() if reason is None else None
+            if retry is not None:  # not evaluated because of its data: the same proposal again
+                proposal_id, arch = retry
+                self._ledger.submit(parameter_id, proposal_id, arch, token=searcher)
                 _logger.info("parameter %d = proposal %d again (its last trial stopped on its data)", parameter_id,
                              proposal_id)
                 self.save_checkpoint()
@@ -258,7 +242,7 @@ class AseNasTuner(Tuner):
                     _logger.info("no more trials: %s", reason)
                     self._stopped = True
                 raise nni.NoMoreTrialError(reason)
-            self._trials[parameter_id] = _Trial(proposal.id, dict(proposal.arch), searcher, time.monotonic())
+            self._ledger.submit(parameter_id, proposal.id, proposal.arch, token=searcher)
             _logger.info("parameter %d = proposal %d (%s, parent %s): %s", parameter_id, proposal.id, proposal.kind,
                          proposal.parent, proposal.arch)
             self.save_checkpoint()
@@ -275,10 +259,9 @@ class AseNasTuner(Tuner):
             if score is None:
                 _logger.warning("parameter %d reported %s: expected a number or a dict with a numeric 'default'; "
                                 "counted as a failed trial", parameter_id, describe_metric(value))
-            self._data_errors.clear()
             if kwargs.get("trial_job_id"):
                 self._trial_jobs.add(str(kwargs["trial_job_id"]))
-            trial = self._trials.pop(parameter_id, None)
+            trial = self._ledger.record_result(parameter_id)
             if trial is None:
                 _logger.warning("result for unknown parameter %d recorded as an observation", parameter_id)
                 self._record(parameters, self._signed(score), seconds)
@@ -288,11 +271,12 @@ class AseNasTuner(Tuner):
 
     def _data_fault(self, parameter_id: int, message: str) -> None:
         """The trial stopped on its data: its proposal is not marked failed but proposed again (first), and after
-        :attr:`max_data_errors_in_a_row` such trials in a row the tuner proposes nothing more."""
-        trial = self._trials.pop(parameter_id, None)
-        self._data_errors.append(message)
-        if trial is not None and trial.searcher is self._searcher:
-            self._retry.append((trial.proposal_id, trial.arch))
+        :data:`~nni_asenas.adapters.ledger.MAX_DATA_ERRORS_IN_A_ROW` such trials in a row the tuner proposes nothing
+        more."""
+        trial = self._ledger.trial(parameter_id)
+        current = trial is not None and trial.token is self._searcher  # proposed under an earlier space: not again
+        trial = self._ledger.record_data_error(parameter_id, message, resubmit=current)
+        if trial is not None and current:
             _logger.error("parameter %d (proposal %d) stopped on its data, not its architecture: %s. The architecture "
                           "is not marked failed and is proposed again", parameter_id, trial.proposal_id, message)
         else:
@@ -301,14 +285,11 @@ class AseNasTuner(Tuner):
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         with self._lock:
-            trial = self._trials.get(parameter_id)
-            if trial is None:  # its final result arrived already
+            self._ledger.run_ended(parameter_id)  # a success waits result_grace_seconds for its final result
+            if success or self._ledger.trial(parameter_id) is None:  # or its final result arrived already
                 return
-            if success:
-                trial.ended = time.monotonic()
-                return
-            del self._trials[parameter_id]
-            self._data_errors.clear()
+            trial = self._ledger.record_result(parameter_id)
+            assert trial is not None
             _logger.info("parameter %d failed", parameter_id)
             self._finish(parameter_id, trial, None, None)
             self.save_checkpoint()
@@ -328,26 +309,21 @@ class AseNasTuner(Tuner):
         """The search so far (torch.save-able), including the proposals still running."""
         with self._lock:
             searcher = self._require_searcher()
-            running = [(t.proposal_id, t.arch) for t in self._trials.values() if t.searcher is searcher]
             return {
                 "version": _STATE_VERSION,
                 "decisions": self._decisions,
                 "searcher": searcher.state_dict(),
+                "ledger": self._ledger.state_dict(keep=lambda trial: trial.token is searcher),
                 "n_queries": self._n_queries,
                 "seconds": self._seconds,
-                "running": sorted(running, key=lambda item: item[0]) + sorted(
-                    (pid, json.loads(key)) for key, pid in self._orphans.items()
-                ),
                 "trial_jobs": sorted(self._trial_jobs),
-                "retry": [(pid, dict(arch)) for pid, arch in self._retry],
             }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`. Proposals that were running wait for their results, which NNI delivers through
         :meth:`import_data` when it re-runs them. Before the search space is set, the state is applied when it arrives."""
         with self._lock:
-            if state.get("version") != _STATE_VERSION:
-                raise ValueError(f"unsupported AseNasTuner state version {state.get('version')!r}")
+            state = upgrade_state(state)
             if self._searcher is None:
                 self._restored = state
             else:
@@ -382,11 +358,11 @@ class AseNasTuner(Tuner):
         if state["decisions"] != self._decisions:
             _logger.warning("the saved tuner state belongs to another search space: ignored")
             return
+        ledger: TrialLedger[int] = TrialLedger()
         try:  # read everything before changing anything: a damaged state leaves the tuner as it was
             n_queries, seconds = int(state["n_queries"]), float(state["seconds"])
             trial_jobs = set(state["trial_jobs"])
-            orphans = {_arch_key(arch): int(proposal_id) for proposal_id, arch in state["running"]}
-            retry = [(int(pid), dict(arch)) for pid, arch in state.get("retry", [])]  # absent in older checkpoints
+            ledger.load_state_dict(state["ledger"], resubmit_unanswered=False)  # NNI re-runs them: await results
             searcher_state = state["searcher"]
         except KeyError as exc:
             raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
@@ -394,10 +370,10 @@ class AseNasTuner(Tuner):
             raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
         self._require_searcher().load_state_dict(searcher_state)  # checks first, changes nothing when it raises
         self._n_queries, self._seconds = n_queries, seconds
-        self._trial_jobs, self._orphans, self._retry = trial_jobs, orphans, retry
-        if self._orphans:
+        self._trial_jobs, self._ledger = trial_jobs, ledger
+        if ledger.awaited:
             _logger.info("proposals %s were running when the experiment stopped; waiting for their results",
-                         sorted(self._orphans.values()))
+                         ledger.awaited)
 
     # ------------------------------------------------------------------ read-only views
 
@@ -441,18 +417,18 @@ class AseNasTuner(Tuner):
         return self._searcher
 
     def _fail_overdue(self) -> None:
-        now = time.monotonic()
-        overdue = [pid for pid, t in self._trials.items() if t.ended is not None and now - t.ended > self.result_grace_seconds]
-        for parameter_id in overdue:
+        for parameter_id, trial in self._ledger.expire(self.result_grace_seconds):
             _logger.warning("parameter %d succeeded but reported no final result: counted as failed", parameter_id)
-            self._finish(parameter_id, self._trials.pop(parameter_id), None, None)
+            self._finish(parameter_id, trial, None, None)
 
     def _stop_reason(self) -> str | None:
-        if len(self._data_errors) >= self.max_data_errors_in_a_row:
-            return (f"{len(self._data_errors)} trials in a row stopped on their data, not their architecture (last: "
-                    f"{self._data_errors[-1]}); fix the data, then `nnictl resume` the experiment")
-        if self.max_queries is not None and self._n_queries + len(self._trials) >= self.max_queries:
-            return f"max_queries={self.max_queries} reached ({self._n_queries} done, {len(self._trials)} running)"
+        if self._ledger.stopped_by_data:
+            errors = self._ledger.data_errors
+            return (f"{len(errors)} trials in a row stopped on their data, not their architecture (last: "
+                    f"{errors[-1]}); fix the data, then `nnictl resume` the experiment")
+        running = len(self._ledger.open_trials)
+        if self.max_queries is not None and self._n_queries + running >= self.max_queries:
+            return f"max_queries={self.max_queries} reached ({self._n_queries} done, {running} running)"
         if self.budget_seconds is not None and self._seconds >= self.budget_seconds:
             return f"budget_seconds={self.budget_seconds:g} spent ({self._seconds:.1f} s)"
         return None
@@ -462,10 +438,10 @@ class AseNasTuner(Tuner):
             return score
         return -score
 
-    def _finish(self, parameter_id: int, trial: _Trial, score: float | None, seconds: float | None) -> None:
+    def _finish(self, parameter_id: int, trial: Trial, score: float | None, seconds: float | None) -> None:
         if seconds is None:
             seconds = time.monotonic() - trial.started
-        if trial.searcher is self._searcher:
+        if trial.token is self._searcher:
             self._searcher.tell(trial.proposal_id, score)
             self._count(seconds)
         else:  # proposed under an earlier search space
@@ -495,7 +471,7 @@ class AseNasTuner(Tuner):
 
     def _record(self, params: Mapping[str, Any], score: float | None, seconds: float | None) -> bool:
         """A result from outside this run's proposals: an orphaned proposal's, else an observation. True if new."""
-        proposal_id = self._orphans.pop(_arch_key(params), None)
+        proposal_id = self._ledger.claim(params)
         if proposal_id is not None:
             self._require_searcher().tell(proposal_id, score)
             self._count(seconds or 0.0)
@@ -531,10 +507,6 @@ def _warn_about_nni_listing() -> None:
     listing = nni_patch.listing_warning()
     if listing is not None:
         _logger.warning(listing)
-
-
-def _arch_key(params: Mapping[str, Any]) -> str:
-    return json.dumps(dict(params), sort_keys=True)
 
 
 def _read_initial_architectures(value: str | os.PathLike[str] | Sequence[Any] | None) -> list[Any]:
@@ -592,3 +564,27 @@ def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Call
         return bool(function(params, **bound))
 
     return constraint
+
+
+def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved :class:`AseNasTuner` state as version 2: version 1's ``running`` proposals (awaited on resume) and
+    ``retry`` queue (absent in its first checkpoints) become the trial ledger's. The searcher's state inside is
+    upgraded by the searcher itself. :class:`ValueError` for an unknown version or a damaged version-1 state."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a saved AseNasTuner state is a dict, got {type(state).__name__}")
+    version = state.get("version")
+    if version == _STATE_VERSION:
+        return dict(state)
+    if version != 1:
+        raise ValueError(f"unsupported AseNasTuner state version {version!r}")
+    upgraded = {key: value for key, value in state.items() if key not in ("running", "retry")}
+    try:
+        running = [[int(pid), dict(arch)] for pid, arch in state["running"]]
+        retry = [[int(pid), dict(arch)] for pid, arch in state.get("retry", [])]
+    except KeyError as exc:
+        raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
+    upgraded.update(version=_STATE_VERSION, ledger={"version": LEDGER_STATE_VERSION, "unanswered": running,
+                                                    "resubmit": retry})
+    return upgraded

@@ -169,12 +169,13 @@ def test_strategy_stops_submitting_after_data_errors_in_a_row(caplog):
     assert len(engine.list_models()) == 3
     assert "3 models in a row stopped on their data, not their architecture" in caplog.text
     assert strategy.searcher.history == []
-    assert len(strategy.state_dict()["running"]) == 1  # kept for a resume (the same model three times)
+    only = strategy._codec.to_arch(engine.list_models()[0].sample)  # the same model three times, kept for a resume
+    assert strategy.state_dict()["ledger"]["resubmit"] == [[0, only]]
 
 
 # ------------------------------------------------------------------------------------------ damaged states
 
-@pytest.mark.parametrize("entry", ["n_queries", "trial_jobs", "running", "searcher"])
+@pytest.mark.parametrize("entry", ["n_queries", "trial_jobs", "ledger", "searcher"])
 def test_tuner_load_state_dict_with_a_missing_entry_changes_nothing(entry):
     saved = make_tuner(seed=5)
     for pid in range(4):
@@ -185,11 +186,11 @@ def test_tuner_load_state_dict_with_a_missing_entry_changes_nothing(entry):
     target = make_tuner(seed=6)
     params = target.generate_parameters(0)
     target.receive_trial_result(0, params, score(params))
-    before = (target.n_queries, [(o.arch, o.score) for o in target.searcher.history], target.state_dict()["running"])
+    before = (target.n_queries, [(o.arch, o.score) for o in target.searcher.history], target.state_dict()["ledger"])
     with pytest.raises(ValueError, match=f"the saved AseNasTuner state has no '{entry}' entry"):
         target.load_state_dict(state)
     assert (target.n_queries, [(o.arch, o.score) for o in target.searcher.history],
-            target.state_dict()["running"]) == before
+            target.state_dict()["ledger"]) == before
 
 
 def test_strategy_load_state_dict_with_a_missing_entry_changes_nothing():
@@ -197,10 +198,10 @@ def test_strategy_load_state_dict_with_a_missing_entry_changes_nothing():
     first = AseNas(seed=5)
     first(space, SequentialExecutionEngine(max_model_count=5))
     state = first.state_dict()
-    del state["running"]
+    del state["ledger"]
     second = AseNas(seed=6)
     second.initialize(space, SequentialExecutionEngine(max_model_count=3))
     before = second.searcher.state_dict()["next_id"], second.searcher.history
-    with pytest.raises(ValueError, match="the saved AseNas state has no 'running' entry"):
+    with pytest.raises(ValueError, match="the saved AseNas state has no 'ledger' entry"):
         second.load_state_dict(state)
     assert (second.searcher.state_dict()["next_id"], second.searcher.history) == before == (0, [])

@@ -274,7 +274,7 @@ def test_callbacks_from_other_threads_with_several_models_in_flight():
     assert threading.get_ident() not in engine.callback_threads
     assert len(engine.history) == 60 and len({sample_key(m.sample) for m in engine.history}) == 60
     assert strategy.searcher.n_pending == 0 and len(strategy.searcher.history) == 60
-    assert strategy.state_dict()["running"] == {}
+    assert strategy.state_dict()["ledger"]["unanswered"] == [] and strategy.state_dict()["num_running_models"] == 0
     scores = sorted((score(m.sample) for m in engine.history), reverse=True)
     assert [m.metric for m in strategy.list_models(limit=3)] == scores[:3]
 
@@ -333,7 +333,7 @@ def test_state_dict_keeps_models_in_flight_for_resubmission():
     strategy.initialize(space, SequentialExecutionEngine(max_model_count=5))
     model = strategy._next_submission()  # submitted, result not back yet
     state = strategy.state_dict()
-    assert list(state["running"].values()) == [strategy._codec.to_arch(model.sample)]
+    assert [arch for _, arch in state["ledger"]["unanswered"]] == [strategy._codec.to_arch(model.sample)]
 
     resumed = AseNas(seed=0)
     engine = SequentialExecutionEngine(max_model_count=5)
@@ -521,3 +521,26 @@ def test_nas_experiment_on_the_training_service_with_concurrent_trials(tmp_path)
     resumed = _run_app(tmp_path, "resume", timeout=300)
     assert "cannot resume on NNI's training-service engine" in resumed["error"]
     assert checkpoint.read_bytes() == saved  # the refused resume did not overwrite the checkpoint
+
+
+def test_a_version_1_state_of_0_2_continues_as_0_2_did():
+    """A strategy state of nni-asenas 0.2.0 (tests/data/states-v1.pt, one model in flight) resumes: the model in
+    flight is submitted again first and the search goes on as 0.2.0 went on."""
+    import v1_states
+
+    from nni_asenas.adapters.strategy import upgrade_state
+
+    saved = v1_states.load()["strategy"]
+    assert saved["state"]["version"] == 1
+    assert upgrade_state(saved["state"])["ledger"]["unanswered"] == [
+        [pid, arch] for pid, arch in saved["state"]["running"].items()]
+    strategy = AseNas(**v1_states.STRATEGY_SETTINGS)
+    engine = SequentialExecutionEngine(max_model_count=len(saved["next"]))
+    strategy.initialize(grid_space(v1_states.grid_score), engine)
+    strategy.load_state_dict(saved["state"])
+    strategy.run()
+    samples = [m.sample for m in engine.list_models()]
+    assert samples == saved["next"] and samples[0] == saved["in_flight"]
+    assert strategy.state_dict()["version"] == 2
+    with pytest.raises(ValueError, match="unsupported AseNas state version 0"):
+        upgrade_state({**saved["state"], "version": 0})

@@ -370,3 +370,31 @@ def test_dispatcher_threads_can_call_concurrently() -> None:
     assert not errors
     assert len(proposed) == 60 and len({key(p) for p in proposed}) == 60
     assert tuner.n_queries == 60 and len(tuner.searcher.history) == 60
+
+
+def test_a_version_1_checkpoint_of_0_2_continues_as_0_2_did() -> None:
+    """A tuner state of nni-asenas 0.2.0 (tests/data/states-v1.pt: two trials running, one proposal to retry after
+    a data error) resumes: the running proposals' re-run results are paired back, the retry and the search go on
+    as 0.2.0 went on."""
+    import v1_states
+
+    from nni_asenas.adapters.tuner import upgrade_state
+
+    saved = v1_states.load()["tuner"]
+    assert saved["state"]["version"] == 1
+    upgraded = upgrade_state(saved["state"])
+    assert upgraded["version"] == 2 and "running" not in upgraded and "retry" not in upgraded
+    assert upgraded["ledger"]["unanswered"] == [[pid, arch] for pid, arch in saved["state"]["running"]]
+    tuner = AseNasTuner(**v1_states.TUNER_SETTINGS)
+    tuner.update_search_space(v1_states.NNI_SPACE)
+    tuner.load_state_dict(saved["state"])
+    tuner.import_data([{"parameter": p, "value": v1_states.score(p)} for p in saved["running"]])
+    continued = []
+    for pid in range(100, 100 + len(saved["next"])):
+        params = tuner.generate_parameters(pid)
+        continued.append(params)
+        tuner.receive_trial_result(pid, params, v1_states.score(params))
+    assert continued == saved["next"] and tuner.n_queries == saved["n_queries"]
+    assert tuner.state_dict()["version"] == 2
+    with pytest.raises(ValueError, match="unsupported AseNasTuner state version 3"):
+        tuner.load_state_dict({**saved["state"], "version": 3})
