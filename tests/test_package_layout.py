@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (imports inside functions included), the method imports no NNI, and
-importing the package or its strategy changes nothing in NNI until asked."""
+"""The package's shape: its parts import each other only down the layer order of the allow-list, no import cycles
+(imports inside functions included), the method imports no NNI, and importing the package or its strategy changes
+nothing in NNI until asked."""
 
 from __future__ import annotations
 
@@ -40,6 +41,58 @@ def graph() -> dict[str, set[str]]:
     return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
 
 
+#: The layers of the package, lowest first: a part (a subpackage, or a module at the top, ``nni_asenas`` for the
+#: package's ``__init__``) may import parts of lower layers only, and of those only what :data:`ALLOWED` lists.
+LAYERS = [
+    ("errors", "nni_asenas"),
+    ("config", "threads"),
+    ("core",),
+    ("search", "nni_tools"),
+    ("nasbench", "imagenet"),
+    ("adapters", "comparison", "trials"),
+    ("cli",),
+]
+ALLOWED = {
+    "errors": set(),
+    "nni_asenas": set(),  # its public names are imported lazily, by name
+    "config": {"errors"},
+    "threads": set(),
+    "core": {"config", "threads"},
+    "search": {"core", "errors"},  # the loop needs the searcher's types only
+    "nni_tools": {"config", "errors"},
+    "nasbench": {"search", "core", "nni_tools", "config", "errors"},
+    "imagenet": {"search", "core", "nni_tools", "config", "errors", "threads"},
+    "adapters": {"nasbench", "search", "core", "nni_tools", "config", "errors"},  # nasbench: NAS-Bench-201 strings
+    "comparison": {"nasbench"},
+    "trials": {"nasbench", "imagenet", "nni_tools"},
+    "cli": {"nni_asenas", "comparison", "nasbench", "imagenet", "nni_tools", "search", "config", "errors"},
+}
+
+
+def part_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_the_allow_list_runs_down_the_layers() -> None:
+    layer = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+    on_disk = {part_of(name) for name in graph()}
+    assert set(layer) == set(ALLOWED) == on_disk, "every part of the package has its layer and its allow-list"
+    for part, allowed in ALLOWED.items():
+        upward = sorted(other for other in allowed if layer[other] >= layer[part])
+        assert not upward, f"{part} may not import {upward}: not below it in LAYERS"
+
+
+def test_parts_import_only_what_the_allow_list_allows() -> None:
+    found = []
+    for name, imported in sorted(graph().items()):
+        for other in sorted(imported):
+            source, target = part_of(name), part_of(other)
+            if source != target and target not in ALLOWED[source]:
+                found.append(f"{name} imports {other} ({source} -> {target} is not in ALLOWED)")
+    assert not found, "\n".join(found)
+
+
 def test_no_import_cycles() -> None:
     edges = graph()
     # a package's __init__ re-exporting its own submodule is not a cycle of the code
@@ -62,11 +115,12 @@ def test_no_import_cycles() -> None:
             visit(name, [name])
 
 
-def test_the_method_imports_no_nni() -> None:
-    for path in (PACKAGE / "core").rglob("*.py"):
+def test_the_method_the_search_loop_and_the_trial_ledger_import_no_nni() -> None:
+    paths = [*(PACKAGE / "core").rglob("*.py"), *(PACKAGE / "search").rglob("*.py"), PACKAGE / "config.py",
+             PACKAGE / "adapters" / "ledger.py"]
+    for path in paths:
         top_level = {m.split(".")[0] for m in imports_of(path)}
-        assert "nni" not in top_level, f"{path.name} imports nni"
-    assert "nni" not in {m.split(".")[0] for m in imports_of(PACKAGE / "config.py")}
+        assert "nni" not in top_level, f"{path.relative_to(PACKAGE)} imports nni"
 
 
 def test_importing_the_package_and_strategy_changes_nothing_in_nni() -> None:
