@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the quick tier."""
 
 from __future__ import annotations
 
@@ -6,6 +6,22 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+#: The quick tier (``pytest -m quick``, under 30 s): what a developer reruns while editing the method, the search
+#: loop or the settings. Folders and files, relative to tests/.
+QUICK = ("core", "search", "test_config.py", "test_threads.py", "adapters/test_ledger.py", "nasbench/test_simulator.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    quick = [TESTS / entry for entry in QUICK]
+    missing = [str(entry) for entry in quick if not entry.exists()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py QUICK names what does not exist: {', '.join(missing)}")
+    for item in items:
+        path = Path(str(item.path))
+        if any(path == entry or entry in path.parents for entry in quick):
+            item.add_marker(pytest.mark.quick)
 
 
 @pytest.fixture(scope="session")

@@ -398,3 +398,9 @@ def test_a_version_1_checkpoint_of_0_2_continues_as_0_2_did() -> None:
     assert tuner.state_dict()["version"] == 2
     with pytest.raises(ValueError, match="unsupported AseNasTuner state version 3"):
         tuner.load_state_dict({**saved["state"], "version": 3})
+
+
+def test_the_deprecated_steps_class_arg_warns_from_the_callers_line() -> None:
+    with pytest.warns(DeprecationWarning, match="classArg 'steps' is deprecated: call it 'n_steps'") as caught:
+        tuner = AseNasTuner(steps=2)
+    assert tuner.config.n_steps == 2 and caught[0].filename == __file__
