@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, Iterable, Mapping, TypeVar
 
+from nni_asenas.core.states import saved_version
+
 __all__ = ["LEDGER_STATE_VERSION", "MAX_DATA_ERRORS_IN_A_ROW", "Trial", "TrialLedger"]
 
 #: Trials in a row that stop on a data error before a front end submits nothing more: the data needs fixing, and
@@ -202,9 +204,7 @@ class TrialLedger(Generic[Key]):
         """Continue from :meth:`state_dict`: everything open or running here is forgotten. Unanswered proposals are
         queued for resubmission with the queue, in proposal order (``resubmit_unanswered``), or awaited
         (:meth:`claim`). A damaged state raises :class:`ValueError` and changes nothing."""
-        if not isinstance(state, Mapping) or state.get("version") != LEDGER_STATE_VERSION:
-            version = state.get("version") if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"unsupported trial ledger state version {version!r}")
+        saved_version(state, "trial ledger", (LEDGER_STATE_VERSION,))
         try:
             unanswered = _proposals(state["unanswered"])
             resubmit = _proposals(state["resubmit"])

@@ -28,6 +28,7 @@ from nni.nas.strategy.base import Strategy, StrategyStatus
 from nni_asenas.adapters.ledger import LEDGER_STATE_VERSION, TrialLedger
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
 from nni_asenas.core.searcher import AseNasSearcher, Proposal
+from nni_asenas.core.states import saved_version
 from nni_asenas.errors import UsageError
 from nni_asenas.nni_tools.compat import install_checkpoint_serializer
 from nni_asenas.nni_tools.metrics import data_error, describe_metric, metric_score
@@ -324,13 +325,8 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """A saved :class:`AseNas` state as version 2: the in-flight proposals of version 1 (``running``, which a
     resume submitted again) become the trial ledger's unanswered proposals. The searcher's state inside is
     upgraded by the searcher itself. :class:`ValueError` for a damaged state or an unknown version."""
-    if not isinstance(state, Mapping):
-        raise ValueError(f"a saved AseNas state is a dict, got {type(state).__name__}")
-    version = state.get("version")
-    if version == _STATE_VERSION:
+    if saved_version(state, "AseNas", (1, _STATE_VERSION)) == _STATE_VERSION:
         return dict(state)
-    if version != 1:
-        raise ValueError(f"unsupported AseNas state version {version!r}")
     try:
         running = sorted((int(pid), dict(arch)) for pid, arch in state["running"].items())
         searcher = state["searcher"]

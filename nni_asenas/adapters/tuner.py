@@ -40,6 +40,7 @@ from nni.tuner import Tuner
 
 from nni_asenas.adapters.ledger import LEDGER_STATE_VERSION, Trial, TrialLedger
 from nni_asenas.config import check_seed, random_start_warning, resolve_config
+from nni_asenas.core.states import saved_version
 from nni_asenas.errors import UsageError
 from nni_asenas.nni_tools.metrics import data_error, describe_metric, finite_number, metric_score
 from nni_asenas.search.initial import names_a_file, read_initial_architectures
@@ -570,13 +571,8 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """A saved :class:`AseNasTuner` state as version 2: version 1's ``running`` proposals (awaited on resume) and
     ``retry`` queue (absent in its first checkpoints) become the trial ledger's. The searcher's state inside is
     upgraded by the searcher itself. :class:`ValueError` for an unknown version or a damaged version-1 state."""
-    if not isinstance(state, Mapping):
-        raise ValueError(f"a saved AseNasTuner state is a dict, got {type(state).__name__}")
-    version = state.get("version")
-    if version == _STATE_VERSION:
+    if saved_version(state, "AseNasTuner", (1, _STATE_VERSION)) == _STATE_VERSION:
         return dict(state)
-    if version != 1:
-        raise ValueError(f"unsupported AseNasTuner state version {version!r}")
     upgraded = {key: value for key, value in state.items() if key not in ("running", "retry")}
     try:
         running = [[int(pid), dict(arch)] for pid, arch in state["running"]]

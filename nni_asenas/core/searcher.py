@@ -33,6 +33,7 @@ from nni_asenas.core.encoding import (
     validate_decisions,
 )
 from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
+from nni_asenas.core.states import saved_version
 from nni_asenas.threads import single_threaded
 
 __all__ = ["AseNasSearcher", "Observation", "Proposal", "upgrade_state"]
@@ -621,13 +622,8 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
     ``k`` random architectures: ``n_initial`` 0). Version 2 has the seed beside the config and every setting in
     it. :class:`ValueError` for what is not a state, an unknown version, or a version-1 state without its config
     or seed."""
-    if not isinstance(state, Mapping):
-        raise ValueError(f"a saved search state is a dict, got {type(state).__name__}")
-    version = state.get("version")
-    if version == _STATE_VERSION:
+    if saved_version(state, "searcher", (1, _STATE_VERSION)) == _STATE_VERSION:
         return dict(state)
-    if version != 1:
-        raise ValueError(f"unsupported searcher state version {version!r}")
     try:
         config = dict(state["config"])
     except KeyError:

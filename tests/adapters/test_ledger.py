@@ -101,7 +101,7 @@ def test_interrupted_and_unanswered_proposals_survive_a_resume() -> None:
 
 @pytest.mark.parametrize(("state", "message"), [
     ({"version": 2, "unanswered": [], "resubmit": []}, "unsupported trial ledger state version 2"),
-    ([], "unsupported trial ledger state version 'list'"),
+    ([], "a saved trial ledger state is a dict, got list"),
     ({"version": 1, "unanswered": []}, "has no 'resubmit' entry"),
     ({"version": 1, "unanswered": [[1]], "resubmit": []}, "is damaged"),
 ])

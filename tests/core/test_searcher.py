@@ -371,6 +371,6 @@ def test_upgrade_state_names_what_is_missing():
     for damaged, message in (({**state, "version": 7}, "unsupported searcher state version 7"),
                              ({"version": 1}, "no 'config' entry"),
                              ({"version": 1, "config": {"k": 3}}, "no 'seed' entry"),
-                             ([], "a saved search state is a dict")):
+                             ([], "a saved searcher state is a dict")):
         with pytest.raises(ValueError, match=message):
             upgrade_state(damaged)
