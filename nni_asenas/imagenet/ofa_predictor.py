@@ -26,7 +26,7 @@ import torch
 
 from ..errors import UsageError
 from ..threads import one_thread
-from .ofa import OFA_NET_ID
+from .ofa import OFA_NET_ID, read_tensor_file
 from .ofa_space import RESOLUTIONS, split_resolution
 from .predictor import N_SLOTS, _choice_indices
 from .space import EXPAND_RATIOS, KERNELS, RESOLUTION
@@ -128,15 +128,7 @@ class OfaAccuracyPredictor:
     @classmethod
     def from_file(cls, path: str | Path, *, resolution: int | None = RESOLUTION) -> OfaAccuracyPredictor:
         """Read ``acc_predictor.pth`` (a ``torch.save``\\ d state dict) from ``path``; never downloads."""
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"OFA predictor {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"OFA predictor {path}: cannot be read as tensors ({first_line})") from None
-        return cls(state, resolution=resolution, source=str(path))
+        return cls(read_tensor_file(path, "OFA predictor"), resolution=resolution, source=str(Path(path)))
 
     def __repr__(self) -> str:
         resolution = "decision" if self.resolution is None else self.resolution
