@@ -45,6 +45,14 @@ def use_benchmark_dbs(benchmark_dbs: dict[str, Path]) -> Iterator[dict[str, Path
         databases.use_database(name, None)
 
 
+@pytest.fixture(scope="session")
+def ofa_files() -> Path:
+    """The folder of OFA's released files (``$NNI_ASENAS_OFA_FILES``); skips where unset, fails in CI."""
+    from ofa_files import ofa_files_folder
+
+    return ofa_files_folder()
+
+
 @pytest.fixture(autouse=True)
 def _no_received_nni_parameters() -> Iterator[None]:
     """NNI keeps the parameters a trial received in a module global (``nni.trial._params``); an in-process engine or

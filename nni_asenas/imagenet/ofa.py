@@ -63,7 +63,7 @@ from .space import (
 )
 
 __all__ = ["OFA_NET_ID", "OfaSupernetWeights", "arch_from_ofa", "arch_to_ofa", "build_ofa_evaluator", "is_ofa_checkpoint",
-           "ofa_layout"]
+           "ofa_layout", "read_tensor_file"]
 
 OFA_NET_ID = "ofa_mbv3_d234_e346_k357_w1.2"
 _LAYOUT_NAME = (f"OFAMobileNetV3(width_mult={WIDTH_MULT}, ks_list={list(KERNELS)}, "
@@ -223,6 +223,19 @@ def is_ofa_checkpoint(path: str | Path) -> bool:
         isinstance(key, str) and _normalise_key(key) == "first_conv.conv.weight" for key in state)
 
 
+def read_tensor_file(path: str | Path, what: str) -> Any:
+    """``torch.load`` of a file of tensors (``weights_only``, on the CPU); a one-line UsageError naming ``what`` and
+    the file where it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{what} {path}: cannot be read as tensors ({first_line})") from None
+
+
 # ------------------------------------------------------------------------------------------------- extraction
 
 def _centre(weight: torch.Tensor, size: int) -> torch.Tensor:
@@ -247,14 +260,7 @@ class OfaSupernetWeights:
     def from_checkpoint(cls, path: str | Path) -> OfaSupernetWeights:
         """Read ``path`` (``torch.save`` of a state dict or of ``{"state_dict": ...}``, e.g. OFA's released file)."""
         path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"OFA checkpoint {path} does not exist")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"OFA checkpoint {path}: cannot be read as tensors ({first_line})") from None
-        return cls(_unwrap(checkpoint, str(path)), source=str(path))
+        return cls(_unwrap(read_tensor_file(path, "OFA checkpoint"), str(path)), source=str(path))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(source={self.source!r}, num_classes={self.num_classes})"
