@@ -24,7 +24,7 @@ from nni_asenas.nasbench.nb201 import DATASETS, normalize_dataset
 
 # The names of nni_asenas.comparison.harness.STRATEGIES, repeated so that building the parser imports neither torch nor nni.
 STRATEGY_NAMES = ("asenas", "asenas-paper", "asenas+", "random", "evolution", "evolution-nats", "tpe", "optuna-tpe",
-                  "optuna-tpe-mv", "local-search", "rl")
+                  "optuna-tpe-mv", "optuna-gp", "local-search", "rl")
 SIGNAL_NAMES = ("val12", "val200")
 #: Seeds one invocation may run (each is one run per strategy and dataset): larger lists are a typo, and planning
 #: them would allocate gigabytes before the first run. Split bigger studies into several invocations of one DIR.
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     skipped: dict[str, str] = {}
     for name, unavailable in (("optuna-tpe", optuna_unavailable), ("optuna-tpe-mv", optuna_unavailable),
-                              ("rl", rl_unavailable)):
+                              ("optuna-gp", optuna_unavailable), ("rl", rl_unavailable)):
         if name in args.strategy_list:
             reason = unavailable()
             if reason is not None:

@@ -12,8 +12,9 @@ signal, simulated cost, budget, trajectory), with the same seeds. The peers are 
   wraps the same tuner but sleeps 1 s per model. Duplicates are NNI's business: its tuner replaces them (grid order);
   ``PolicyBasedRL`` does not deduplicate, so a repeated architecture is queried, and charged, again.
 * ``optuna-tpe`` / ``optuna-tpe-mv``: Optuna's ``TPESampler`` with independent per-parameter models (its default
-  before Optuna 5, ``multivariate=False``) / with ``multivariate=True, group=True``, where the ``peers`` extra is installed. Optuna does not deduplicate: a repeated proposal is
-  answered from a cache of earlier results at no cost (neither queried nor charged).
+  before Optuna 5, ``multivariate=False``) / with ``multivariate=True, group=True``; ``optuna-gp``: Optuna's
+  ``GPSampler`` with its defaults; where the ``peers`` extra is installed. Optuna does not deduplicate: a repeated
+  proposal is answered from a cache of earlier results at no cost (neither queried nor charged).
 * ``local-search``: best-improvement local search over one-edit neighbours with random restarts (White et al.
   2021), :func:`~nni_asenas.comparison.local_search.local_search`.
 * ``asenas``: :func:`~nni_asenas.nasbench.simulator.run_asenas` with the package defaults; ``asenas-paper``: the same
@@ -86,6 +87,7 @@ STRATEGIES: dict[str, str] = {
     "tpe": "nni.algorithms.hpo.tpe_tuner.TpeTuner (maximize), driven directly",
     "optuna-tpe": "optuna.samplers.TPESampler(multivariate=False) (the pre-5 default; repeats cached; 'peers' extra)",
     "optuna-tpe-mv": "optuna.samplers.TPESampler(multivariate=True, group=True) (repeats cached; 'peers' extra)",
+    "optuna-gp": "optuna.samplers.GPSampler (defaults; repeats cached; 'peers' extra)",
     "local-search": "local search: best improvement over one-edit neighbours, random restarts (White et al. 2021)",
     "rl": "nni.nas.strategy.PolicyBasedRL (NNI defaults; needs the 'peers' extra)",
 }
@@ -157,8 +159,8 @@ def _search(strategy: str, dataset: str, seed: int, settings: BenchSettings, sta
                                    max_queries=settings.max_queries, signal=settings.signal)
     if strategy == "tpe":
         return _peers.run_tpe(benchmark, seed)
-    if strategy in ("optuna-tpe", "optuna-tpe-mv"):
-        return _peers.run_optuna_tpe(benchmark, seed, multivariate=strategy == "optuna-tpe-mv", strategy=strategy)
+    if strategy in _peers.OPTUNA_SAMPLERS:
+        return _peers.run_optuna(benchmark, seed, strategy)
     if strategy == "local-search":
         return _peers.run_local_search(benchmark, seed)
     return _peers.run_nni_strategy(strategy, benchmark, seed)

@@ -7,8 +7,8 @@ NasBench201Space` with an evaluator that looks the frozen model up in the table 
 sleeps 1 s per model); its result records how many of its proposals repeated an earlier one (NNI's tuner
 replaces those by the next unseen point of a grid). Every metric goes to the strategy as the signal / 100.
 
-Beside NNI's: Optuna's ``TPESampler`` (:func:`run_optuna_tpe`; defaults, or ``multivariate=True, group=True``),
-where the ``peers`` extra is installed, and local search (:func:`run_local_search`, White et al. 2021). Optuna
+Beside NNI's: Optuna's ``TPESampler`` (univariate, or ``multivariate=True, group=True``) and ``GPSampler``
+(:func:`run_optuna`), where the ``peers`` extra is installed, and local search (:func:`run_local_search`, White et al. 2021). Optuna
 does not deduplicate: a repeated proposal is answered from a cache of earlier results at no cost (not queried, not
 charged), as a careful user would do; the result records how many asks were such repeats.
 """
@@ -32,11 +32,13 @@ __all__ = [
     "NNI_STRATEGIES",
     "SimulatedEngine",
     "TableEvaluator",
+    "OPTUNA_SAMPLERS",
+    "optuna_sampler",
     "optuna_unavailable",
     "rl_unavailable",
     "run_local_search",
     "run_nni_strategy",
-    "run_optuna_tpe",
+    "run_optuna",
     "run_tpe",
 ]
 
@@ -155,15 +157,37 @@ def optuna_unavailable() -> str | None:
 #: Consecutive cached answers after which an Optuna search is taken to have nothing new to propose.
 MAX_REPEATS_IN_A_ROW = 10_000
 
+#: Harness name -> Optuna sampler (see :func:`optuna_sampler`).
+OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-tpe-mv", "optuna-gp")
 
-def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bool = False,
-                   strategy: str = "optuna-tpe") -> dict[str, Any]:
-    """Optuna's ``TPESampler(seed=seed, multivariate=False)`` (independent per-parameter models, the default before
-    Optuna 5; with ``multivariate=True, group=True`` when ``multivariate``), one
-    categorical parameter per NAS-Bench-201 edge, maximising, until ``benchmark`` is done. Repeats are answered
-    from the cache of earlier results at no cost."""
+
+def optuna_sampler(strategy: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The Optuna sampler behind harness name ``strategy``, seeded, and the settings that describe it.
+
+    ``optuna-tpe``: ``TPESampler(multivariate=False)`` (independent per-parameter models, the default before Optuna
+    5, and most users' code); ``optuna-tpe-mv``: ``TPESampler(multivariate=True, group=True)``; ``optuna-gp``:
+    ``GPSampler`` with its defaults (Matern-5/2 kernel with one fitted length scale per parameter, log expected
+    improvement, 10 random start-up trials)."""
     import warnings
 
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate and group are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if strategy == "optuna-tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=False), {
+                "class": "optuna.samplers.TPESampler", "multivariate": False, "group": False}
+        if strategy == "optuna-tpe-mv":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True), {
+                "class": "optuna.samplers.TPESampler", "multivariate": True, "group": True}
+        if strategy == "optuna-gp":
+            return optuna.samplers.GPSampler(seed=seed), {"class": "optuna.samplers.GPSampler"}
+    raise ValueError(f"{strategy!r} is not one of the Optuna peers {', '.join(OPTUNA_SAMPLERS)}")
+
+
+def run_optuna(benchmark: SimulatedBenchmark, seed: int, strategy: str) -> dict[str, Any]:
+    """Optuna's sampler ``strategy`` (:func:`optuna_sampler`), one categorical parameter per NAS-Bench-201 edge,
+    maximising, until ``benchmark`` is done. Repeats are answered from the cache of earlier results at no cost."""
     import optuna
 
     reason = optuna_unavailable()
@@ -171,13 +195,8 @@ def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bo
         raise RuntimeError(f"{strategy} cannot run: {reason}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    with warnings.catch_warnings():  # multivariate and group are flagged experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # multivariate=False explicitly: Optuna 5 made the multivariate model its default, earlier versions (and
-        # most users' code) sample each parameter independently
-        sampler = (optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True) if multivariate
-                   else optuna.samplers.TPESampler(seed=seed, multivariate=False))
-        study = optuna.create_study(direction="maximize", sampler=sampler)
+    sampler, described = optuna_sampler(strategy, seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     decisions = benchmark.table.decisions()
     cache: dict[tuple[str, ...], float] = {}
     query_seconds, repeats, in_a_row = 0.0, 0, 0
@@ -193,8 +212,7 @@ def run_optuna_tpe(benchmark: SimulatedBenchmark, seed: int, *, multivariate: bo
             query_seconds += time.perf_counter() - tick
             in_a_row = 0
         study.tell(trial, cache[key])
-    settings = {"class": "optuna.samplers.TPESampler", "seed": seed, "multivariate": multivariate,
-                "group": multivariate, "optuna": optuna.__version__, "asks": len(study.trials),
+    settings = {**described, "seed": seed, "optuna": optuna.__version__, "asks": len(study.trials),
                 "repeats_answered_from_cache": repeats}
     return _result(benchmark, strategy, seed, settings, started, query_seconds)
 

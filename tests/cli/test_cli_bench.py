@@ -120,10 +120,11 @@ def test_rl_without_its_extra_is_skipped_with_the_reason(main, tmp_path, capsys)
 def test_optuna_without_its_extra_is_skipped_with_a_clear_line(main, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(peers, "optuna_unavailable", lambda: "No module named 'optuna' (install the 'peers' extra)")
     out = tmp_path / "bench"
-    assert main("--strategies", "optuna-tpe,optuna-tpe-mv,random", "--dataset", "cifar10", "--seeds", "0",
+    assert main("--strategies", "optuna-tpe,optuna-tpe-mv,optuna-gp,random", "--dataset", "cifar10", "--seeds", "0",
                 "--max-queries", "3", "--output", str(out), "--no-progress") == 0
     err = capsys.readouterr().err
     assert "optuna-tpe skipped: No module named 'optuna'" in err and "optuna-tpe-mv skipped: " in err
+    assert "optuna-gp skipped: " in err
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["skipped"]) == {"optuna-tpe", "optuna-tpe-mv"}
+    assert set(summary["skipped"]) == {"optuna-tpe", "optuna-tpe-mv", "optuna-gp"}
     assert list(summary["results"]["cifar10"]["strategies"]) == ["random"]

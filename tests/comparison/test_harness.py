@@ -69,14 +69,26 @@ def test_tpe_records_how_often_nni_replaced_a_repeated_proposal():
 
 
 @OPTUNA
-@pytest.mark.parametrize("strategy", ["optuna-tpe", "optuna-tpe-mv"])
+@pytest.mark.parametrize("strategy", ["optuna-tpe", "optuna-tpe-mv", "optuna-gp"])
 def test_optuna_repeats_are_answered_from_the_cache_at_no_cost(strategy):
-    result = harness.run_one(strategy, "cifar10", 1, BenchSettings(max_queries=40))
+    queries = 40 if strategy != "optuna-gp" else 16  # GPSampler fits its model per ask: keep it short
+    result = harness.run_one(strategy, "cifar10", 1, BenchSettings(max_queries=queries))
     archs = [step["arch"] for step in result["trajectory"]]
-    assert len(set(archs)) == len(archs) == 40  # a repeat is never queried (nor charged) again
+    assert len(set(archs)) == len(archs) == queries  # a repeat is never queried (nor charged) again
     settings = result["settings"]
-    assert settings["asks"] == 40 + settings["repeats_answered_from_cache"]
-    assert settings["multivariate"] == settings["group"] == (strategy == "optuna-tpe-mv")
+    assert settings["asks"] == queries + settings["repeats_answered_from_cache"]
+    expected = {"optuna-tpe": "TPESampler", "optuna-tpe-mv": "TPESampler", "optuna-gp": "GPSampler"}[strategy]
+    assert settings["class"] == f"optuna.samplers.{expected}"
+    if strategy != "optuna-gp":
+        assert settings["multivariate"] == settings["group"] == (strategy == "optuna-tpe-mv")
+
+
+@OPTUNA
+def test_optuna_gp_is_reproducible_per_seed():
+    first = [s["arch"] for s in harness.run_one("optuna-gp", "cifar10", 3, BenchSettings(max_queries=14))["trajectory"]]
+    assert first == [s["arch"] for s in harness.run_one("optuna-gp", "cifar10", 3, BenchSettings(max_queries=14))["trajectory"]]
+    assert first[11:] != [s["arch"] for s in harness.run_one("optuna-gp", "cifar10", 4,
+                                                              BenchSettings(max_queries=14))["trajectory"]][11:]
 
 
 def test_local_search_climbs_from_random_starts():
