@@ -59,12 +59,14 @@ __all__ = [
     "RunSpec",
     "STRATEGIES",
     "FOUND_TOLERANCE",
+    "BUDGET_FRACTIONS",
     "best_so_far_curve",
     "compare",
     "describe_stats",
     "load_results",
     "plan_runs",
     "plot_curves",
+    "regret_at_fractions",
     "regret_curve",
     "result_path",
     "run_benchmark",
@@ -381,10 +383,37 @@ def signal_regret(result: Mapping[str, Any], signal_optimum: float) -> float | N
     return None if not best else max(float(signal_optimum) - float(best["signal"]), 0.0)
 
 
+#: Shares of the budget at which the summaries report the regret of the best found so far (anytime quality).
+BUDGET_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def regret_at_fractions(result: Mapping[str, Any], signal_optimum: float,
+                        fractions: Sequence[float] = BUDGET_FRACTIONS) -> list[float | None]:
+    """Signal regret of the best architecture a run had found by each share of its budget (points; None before the
+    first query ended). The budget is the query cap where the run had one (``max_queries``), else its simulated
+    seconds: a query counts at share f if it ended by f x the budget. At 1 the run's final best, including the last
+    query, which may end past the budget (a query starts while the budget is not spent)."""
+    trajectory = result["trajectory"]
+    cap = result.get("max_queries")
+    out: list[float | None] = []
+    for fraction in fractions:
+        if fraction >= 1.0:
+            done = trajectory
+        elif cap is not None:
+            done = trajectory[:int(math.floor(fraction * cap + 1e-9))]
+        else:
+            limit = fraction * float(result["budget_seconds"]) * (1 + 1e-12)
+            done = [step for step in trajectory if step["simulated_seconds"] <= limit]
+        out.append(max(float(signal_optimum) - float(done[-1]["best_signal"]), 0.0) if done else None)
+    return out
+
+
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Per dataset and strategy: the statistics (:func:`describe_stats`) of the signal regret (:func:`signal_regret`,
     the search's objective) under ``regret`` and of the reported test accuracy at the top level, the fraction of
-    runs that found the signal optimum (ties within :data:`FOUND_TOLERANCE`), mean queries, mean decision overhead
+    runs that found the signal optimum (ties within :data:`FOUND_TOLERANCE`), the mean regret at each share of the
+    budget in :data:`BUDGET_FRACTIONS` (``regret_at``, :func:`regret_at_fractions`; with its Welch test against
+    ``asenas`` in ``regret_at_vs_asenas``), mean queries, mean decision overhead
     per query (wall and CPU ms), wall seconds (total and per run), and Welch tests against ``asenas`` of both
     (``regret_vs_asenas``, ``vs_asenas``; :func:`compare`). Also each dataset's optima."""
     table = load_table()
@@ -400,16 +429,21 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         signal = signals.pop()
         optimal_index, optimum_signal = table.optimum(dataset, SIGNALS[signal])
         regrets: dict[str, list[float]] = {}
+        anytime: dict[str, list[list[float]]] = {}
         for strategy in [s for s in STRATEGIES if s in groups[dataset]]:
             group = sorted(groups[dataset][strategy], key=lambda r: r["seed"])
             picks = [r["best"] for r in group]
             walls = [float(r.get("wall_seconds", 0.0)) for r in group]
             run_regrets = [signal_regret(r, optimum_signal) for r in group]
             regrets[strategy] = [value for value in run_regrets if value is not None]
+            by_fraction = list(zip(*(regret_at_fractions(r, optimum_signal) for r in group)))
+            anytime[strategy] = [[v for v in column if v is not None] for column in by_fraction]
             entries[strategy] = {
                 **describe_stats([p["test_accuracy"] if p else None for p in picks]),
                 "regret": describe_stats(run_regrets),
                 "regret_median": float(np.median(regrets[strategy])) if regrets[strategy] else None,
+                "regret_at": {f"{round(100 * f)}": describe_stats(column)
+                              for f, column in zip(BUDGET_FRACTIONS, by_fraction)},
                 "seeds": [r["seed"] for r in group],
                 "test_accuracies": [p["test_accuracy"] if p else None for p in picks],  # by seed, as listed
                 "regrets": run_regrets,  # by seed, as listed
@@ -428,6 +462,9 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             if strategy != "asenas" and "asenas" in accuracies:
                 entry["vs_asenas"] = compare(accuracies[strategy], accuracies["asenas"])
                 entry["regret_vs_asenas"] = compare(regrets[strategy], regrets["asenas"])
+                entry["regret_at_vs_asenas"] = {
+                    f"{round(100 * f)}": compare(mine, theirs)
+                    for f, mine, theirs in zip(BUDGET_FRACTIONS, anytime[strategy], anytime["asenas"])}
         test_index, test_optimum = table.optimum(dataset)
         summary[dataset] = {
             "signal": signal,
@@ -480,6 +517,28 @@ def summary_markdown(summary: Mapping[str, Any], *, settings: BenchSettings | No
         for d in datasets:
             entry = summary[d]["strategies"].get(strategy)
             cells.append(f"{_fmt_regret(entry['regret'])} / {100 * entry['found_signal_optimum']:.0f} %" if entry else "-")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    shares = " / ".join(f"{round(100 * f)}" for f in BUDGET_FRACTIONS)
+    lines += ["", "## Signal regret by budget", "",
+              f"Mean signal regret (points) of the best found by {shares} % of the budget (the query cap where one is "
+              "set, else the simulated seconds); the lowest mean at each share in bold.", "",
+              "| strategy | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    lowest = {d: [min((summary[d]["strategies"][s]["regret_at"][key]["mean"] for s in summary[d]["strategies"]
+                       if summary[d]["strategies"][s]["regret_at"][key]["mean"] is not None), default=None)
+                  for key in (f"{round(100 * f)}" for f in BUDGET_FRACTIONS)] for d in datasets}
+    for strategy in strategies:
+        cells = []
+        for d in datasets:
+            entry = summary[d]["strategies"].get(strategy)
+            if not entry:
+                cells.append("-")
+                continue
+            values = []
+            for key, best in zip((f"{round(100 * f)}" for f in BUDGET_FRACTIONS), lowest[d]):
+                mean = entry["regret_at"][key]["mean"]
+                text = "-" if mean is None else f"{mean:.3f}"
+                values.append(f"**{text}**" if mean is not None and best is not None and mean <= best + 1e-12 else text)
+            cells.append(" / ".join(values))
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     lines += ["", "## Test accuracy", "",
               "200-epoch test accuracy (seed mean) of the architecture with the best signal; mean ± std over seeds.", ""]

@@ -294,6 +294,49 @@ def test_regret_curve_follows_the_best_signal():
     assert curve[1:] == pytest.approx([optimum - bests[0], optimum - bests[1], optimum - bests[2]])
 
 
+def test_regret_by_budget_share_counts_queries_ended_by_each_share():
+    table = load_table()
+    archs = [table.arch_str(i) for i in (7, 300, 12, 4000)]
+    result = synthetic("asenas", 0, archs, dataset="cifar10")
+    optimum = table.optimum("cifar10", "signal")[1]
+    times = [step["simulated_seconds"] for step in result["trajectory"]]
+    bests = np.maximum.accumulate([table.signal(a, "cifar10") for a in archs])
+    result["budget_seconds"] = times[2] / 0.5  # the third query ends at exactly half the budget
+    budget = result["budget_seconds"]
+
+    def by(share: float) -> float | None:  # the best of the queries that ended by share x budget
+        ended = [i for i in range(4) if times[i] <= share * budget * (1 + 1e-9)]
+        return optimum - bests[ended[-1]] if ended else None
+
+    low, half, three_quarters, whole = harness.regret_at_fractions(result, optimum)
+    assert half == pytest.approx(optimum - bests[2])
+    assert whole == pytest.approx(optimum - bests[3])  # the last query counts at 100 % wherever it ends
+    assert (low, three_quarters) == (pytest.approx(by(0.25)) if by(0.25) is not None else None, pytest.approx(by(0.75)))
+    # with a query cap the shares are of the queries: 25 % of 4 is the first query
+    result["max_queries"] = 4
+    assert harness.regret_at_fractions(result, optimum) == pytest.approx(
+        [optimum - bests[0], optimum - bests[1], optimum - bests[2], optimum - bests[3]])
+    assert harness.regret_at_fractions({"trajectory": [], "budget_seconds": 1.0}, optimum) == [None] * 4
+
+
+def test_summary_reports_regret_by_budget_with_welch_tests():
+    table = load_table()
+    optimal = table.arch_str(table.optimum("cifar10", "signal")[0])
+    poor = [table.arch_str(i) for i in (7, 300)]
+    results = [synthetic("asenas", s, poor + [optimal], dataset="cifar10") for s in (0, 1)]
+    results += [synthetic("random", s, poor, dataset="cifar10") for s in (0, 1, 2)]
+    for result in results:
+        result["max_queries"] = 4
+    entries = harness.summarize(results)["cifar10"]["strategies"]
+    assert list(entries["asenas"]["regret_at"]) == ["25", "50", "75", "100"]
+    assert entries["asenas"]["regret_at"]["100"]["mean"] == pytest.approx(0.0)
+    assert entries["asenas"]["regret_at"]["50"]["mean"] == pytest.approx(entries["random"]["regret_at"]["50"]["mean"])
+    assert entries["random"]["regret_at"]["100"]["mean"] > 0
+    assert "regret_at_vs_asenas" in entries["random"] and "regret_at_vs_asenas" not in entries["asenas"]
+    text = harness.summary_markdown(harness.summarize(results))
+    assert "## Signal regret by budget" in text and "**0.000**" in text
+
+
 def test_summarize_refuses_mixed_signals():
     mixed = synthetic("random", 0, [load_table().arch_str(5)])
     mixed["signal"] = "val200"
