@@ -87,7 +87,7 @@ def test_random_start_warning_only_when_it_takes_over_half_of_a_known_budget() -
     assert random_start_warning(config, 96) is None
     assert random_start_warning(config, 95) == (
         "n_initial 48 makes 48 of the 95 queries random before the policy starts; "
-        "about a third of the budget works best (n_initial 31)")
+        "a quarter of the budget or less leaves the rest to the policy (n_initial 23)")
     assert "makes all of the 6 queries" in str(random_start_warning(config, 6))
     assert str(random_start_warning(config, 6)).endswith(f"(n_initial {config.k})")  # never below k
     assert random_start_warning(PRESETS["paper"], 5) is None

@@ -29,9 +29,9 @@ _HELP = {
     "temperature": "T of the logit squashing c*tanh(x/T)",
     "max_redraws": "policy samples drawn per proposal (ranked by the surrogate, if any)",
     "surrogate": "how a proposal's draws are ranked: gp (a model of the scores seen) or none (first draw)",
-    "exploration": "weight of the surrogate's uncertainty in its rating (UCB)",
+    "exploration": "0: rank draws by expected improvement; > 0: by mean + exploration x std (UCB)",
     "restart_pool": "random architectures rated to restart a spent candidate (0: never restart)",
-    "n_initial": "random architectures evaluated before the policy starts (at least k; about a third of the trials)",
+    "n_initial": "random architectures evaluated before the policy starts (at least k)",
 }
 #: Settings whose values are names: their choices.
 _CHOICES = {"surrogate": SURROGATES}

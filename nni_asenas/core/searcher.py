@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from nni_asenas.config import AseNasConfig, check_seed, resolve_config
-from nni_asenas.core import surrogate
 from nni_asenas.core.encoding import (
     Arch,
     apply_edits,
@@ -32,6 +31,7 @@ from nni_asenas.core.encoding import (
     random_architecture,
     validate_decisions,
 )
+from nni_asenas.core.gp import GaussianProcess, KernelParams, training_subset
 from nni_asenas.core.policy import AseNasPolicy, CandidateGraph
 from nni_asenas.core.states import saved_version
 from nni_asenas.threads import single_threaded
@@ -51,6 +51,8 @@ _STATE_VERSION = 2
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
 MAX_LESSONS = 4
+#: The model's hyperparameters are refitted when the results have grown by this factor since the last fit.
+REFIT_GROWTH = 1.1
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ class AseNasSearcher:
         self._stats = _ScoreStats()
         self._next_id = 0
         self._initial_queue: list[Arch] = [self._code(arch, "initial architecture") for arch in initial_architectures]
+        self._model_params: KernelParams | None = None
+        self._model_fitted_at = 0
+        self._model_cache: tuple[int, GaussianProcess] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -307,6 +312,9 @@ class AseNasSearcher:
             "stats": dict(vars(self._stats)),
             "next_id": self._next_id,
             "initial_queue": list(self._initial_queue),
+            "model": None if self._model_params is None else {
+                "weights": self._model_params.weights.tolist(), "scale": self._model_params.scale,
+                "noise": self._model_params.noise, "fitted_at": self._model_fitted_at},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -337,6 +345,12 @@ class AseNasSearcher:
             stats = _ScoreStats(**state["stats"])
             next_id = int(state["next_id"])
             initial_queue = [tuple(code) for code in state["initial_queue"]]
+            model = state["model"]
+            model_params = None if model is None else KernelParams(
+                np.array(model["weights"], dtype=np.float64), float(model["scale"]), float(model["noise"]))
+            if model_params is not None and model_params.weights.shape != (len(self._sizes),):
+                raise ValueError("the saved search state's model has another number of decisions")
+            model_fitted_at = 0 if model is None else int(model["fitted_at"])
             policy_state, optimizer_state, rng_state = state["policy"], state["optimizer"], state["rng"]
         except KeyError as exc:
             raise ValueError(f"the saved search state has no {exc.args[0]!r} entry") from None
@@ -369,6 +383,7 @@ class AseNasSearcher:
         self._stats = stats
         self._next_id = next_id
         self._initial_queue = initial_queue
+        self._model_params, self._model_fitted_at, self._model_cache = model_params, model_fitted_at, None
 
     def __repr__(self) -> str:
         c = self._config
@@ -475,13 +490,32 @@ class AseNasSearcher:
         return True
 
     def _rate(self, children: list[Arch]) -> np.ndarray:
-        """The surrogate's rating of ``children`` from every result so far (see :mod:`nni_asenas.core.surrogate`)."""
+        """The model's rating of ``children`` from every result so far: the log expected improvement over the best
+        score, or with ``exploration`` > 0 the upper confidence bound ``mean + exploration * std``."""
+        model = self._model()
+        queries = np.array(children, dtype=np.int64)
+        if self._config.exploration > 0.0:
+            mean, std = model.predict(queries)
+            return mean + self._config.exploration * std
+        return model.log_expected_improvement(queries)
+
+    def _model(self) -> GaussianProcess:
+        """The Gaussian process of the results so far (at most ``MAX_POINTS``: the best and the most recent), built
+        once per new result; its hyperparameters are refitted when the results have grown by a tenth since the last
+        fit, and reused (a cheap update) in between."""
         done = [record for record in self._records.values() if record.status == "done"]
+        if self._model_cache is not None and self._model_cache[0] == len(done):
+            return self._model_cache[1]
         scores = np.array([record.score for record in done], dtype=np.float64)
-        keep = surrogate.training_subset(scores)
+        keep = training_subset(scores)
         codes = np.array([done[i].code for i in keep], dtype=np.int64)
-        return surrogate.rate(codes, scores[keep], np.array(children, dtype=np.int64),
-                              exploration=self._config.exploration)
+        refit = self._model_params is None or len(done) >= max(self._model_fitted_at + 1,
+                                                               math.ceil(REFIT_GROWTH * self._model_fitted_at))
+        model = GaussianProcess(codes, scores[keep], self._sizes, None if refit else self._model_params)
+        if refit:
+            self._model_params, self._model_fitted_at = model.params, len(done)
+        self._model_cache = (len(done), model)
+        return model
 
     def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
         for _ in range(attempts):
@@ -619,8 +653,8 @@ class AseNasSearcher:
 def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """A saved searcher state as version 2. Version 1 changed shape as settings were added: its first states kept
     the seed inside the config, and states saved before ``n_initial`` existed lack it (those searches started with
-    ``k`` random architectures: ``n_initial`` 0). Version 2 has the seed beside the config and every setting in
-    it. :class:`ValueError` for what is not a state, an unknown version, or a version-1 state without its config
+    ``k`` random architectures: ``n_initial`` 0). Version 2 has the seed beside the config, every setting in
+    it, and the fitted model's hyperparameters (``model``). :class:`ValueError` for what is not a state, an unknown version, or a version-1 state without its config
     or seed."""
     if saved_version(state, "searcher", (1, _STATE_VERSION)) == _STATE_VERSION:
         return dict(state)
@@ -635,7 +669,8 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
     config.pop("seed", None)
     if seed is None:
         raise ValueError("the saved search state has no 'seed' entry")
-    return {**state, "version": _STATE_VERSION, "config": config, "seed": seed}
+    # version 1 ranked with a fixed kernel: the fitted model starts unfitted (``model`` None) and is fitted on resume
+    return {**state, "version": _STATE_VERSION, "config": config, "seed": seed, "model": None}
 
 
 def _copy_state(value: Any) -> Any:

@@ -29,10 +29,12 @@ def test_search_writes_result_json(tmp_path, capsys):
 
 
 def test_a_random_start_over_half_the_queries_is_warned_about_on_stderr(capsys):
+    assert run_cli("--max-queries", "20") == 0  # the default start (12) takes over half of 20
+    assert "warning: n_initial 12 makes 12 of the 20 queries random before the policy starts" in capsys.readouterr().err
     assert run_cli("--max-queries", "30") == 0
-    assert "warning: n_initial 48 makes all of the 30 queries random before the policy starts" in capsys.readouterr().err
-    assert run_cli("--max-queries", "30", "--n-initial", "10") == 0
     assert "warning" not in capsys.readouterr().err
+    assert run_cli("--max-queries", "30", "--n-initial", "30") == 0
+    assert "warning: n_initial 30 makes all of the 30 queries random" in capsys.readouterr().err
 
 
 def test_init_from_a_previous_result_is_asenas_plus(tmp_path, capsys):

@@ -185,16 +185,21 @@ def test_state_dict_round_trip_continues_the_exact_search():
     pending = [reference.ask() for _ in range(2)]
     buffer = io.BytesIO()
     torch.save(reference.state_dict(), buffer)
+    # the fitted hyperparameters travel with the state: between refits a resumed search reuses the same ones
+    assert 10 < reference.state_dict()["model"]["fitted_at"] <= 25
 
     def finish(s):
         for p in pending:
             s.tell(p.id, score_of(p.arch))
-        return [(p.id, key(p.arch), p.kind) for p in drive(s, 25)], [(c.id, c.score) for c in s.candidates]
+        return ([(p.id, key(p.arch), p.kind) for p in drive(s, 25)], [(c.id, c.score) for c in s.candidates],
+                s.state_dict()["model"])
 
     expected = finish(reference)
     restored = AseNasSearcher(BIG, seed=999, n_initial=10)  # a different seed: everything must come from the state
     buffer.seek(0)
-    restored.load_state_dict(torch.load(buffer, weights_only=False))
+    saved = torch.load(buffer, weights_only=False)
+    restored.load_state_dict(saved)
+    assert restored.state_dict()["model"] == saved["model"]
     assert finish(restored) == expected
 
 
@@ -207,6 +212,15 @@ def test_a_state_saved_before_n_initial_existed_resumes_its_search_without_a_ran
     restored.load_state_dict(state)
     assert restored.config.n_initial == 0
     assert restored.ask().kind in ("search", "fallback", "restart")
+
+
+def test_state_dict_refuses_a_model_of_another_shape():
+    searcher = AseNasSearcher(BIG, seed=0, n_initial=4)
+    drive(searcher, 8)
+    state = searcher.state_dict()
+    state["model"] = {**state["model"], "weights": state["model"]["weights"][:-1]}
+    with pytest.raises(ValueError, match="model has another number of decisions"):
+        AseNasSearcher(BIG, seed=0, n_initial=4).load_state_dict(state)
 
 
 def test_state_dict_refuses_another_space():
@@ -334,9 +348,11 @@ def test_default_search_finds_the_optimum_of_a_smooth_objective():
         assert s.best.arch == {label: 3 for label in BIG}
 
 
-def test_a_version_1_state_of_0_2_continues_as_0_2_did():
+def test_a_version_1_state_of_0_2_continues_its_search():
     """States of nni-asenas 0.2.0 (tests/data/states-v1.pt), also in the older version-1 shapes (no n_initial in the
-    config, the seed inside it), load and propose what 0.2.0 proposed after them."""
+    config, the seed inside it), load with their results, candidates, policy and seed, and continue with this
+    release's model of the scores (0.2 ranked with a fixed kernel, so the proposals after them differ from 0.2's):
+    new architectures only, the same ones on every load, as version-2 states."""
     import copy
 
     import v1_states
@@ -348,16 +364,23 @@ def test_a_version_1_state_of_0_2_continues_as_0_2_did():
     seed_in_config["state"]["config"]["seed"] = seed_in_config["state"].pop("seed")
     for case in (saved["searcher"], saved["searcher_n_initial_0"], without_n_initial, seed_in_config):
         assert case["state"]["version"] == 1
-        restored = AseNasSearcher(v1_states.SPACE, seed=999, k=2, hidden_size=8)
-        restored.load_state_dict(case["state"])
-        restored.tell(restored.state_dict()["next_id"] - 1, v1_states.score(case["pending"]))
-        continued = []
-        for _ in range(len(case["next"])):
-            proposal = restored.ask()
-            continued.append(proposal.arch)
-            restored.tell(proposal.id, v1_states.score(proposal.arch))
-        assert continued == case["next"] and restored.seed == 5
-        assert restored.state_dict()["version"] == 2
+        runs = []
+        for _ in range(2):
+            restored = AseNasSearcher(v1_states.SPACE, seed=999, k=2, hidden_size=8)
+            restored.load_state_dict(case["state"])
+            seen = {tuple(r["code"]) for r in case["state"]["records"].values()}
+            assert restored.seed == 5 and len(restored.state_dict()["records"]) == len(seen)
+            restored.tell(restored.state_dict()["next_id"] - 1, v1_states.score(case["pending"]))
+            continued = []
+            for _ in range(len(case["next"])):
+                proposal = restored.ask()
+                continued.append(proposal.arch)
+                restored.tell(proposal.id, v1_states.score(proposal.arch))
+            codes = [tuple(r["code"]) for r in restored.state_dict()["records"].values()]
+            assert len(set(codes)) == len(codes)  # nothing proposed twice
+            assert restored.state_dict()["version"] == 2
+            runs.append(continued)
+        assert runs[0] == runs[1]
 
 
 def test_upgrade_state_names_what_is_missing():
