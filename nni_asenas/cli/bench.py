@@ -47,6 +47,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES),
                         help="comma-separated, from: %(default)s (default: all; rl only where its extra is installed)")
     parser.add_argument("--seeds", default="0-49", help="seeds, e.g. 0-49 or 0,3,7-9 (default: %(default)s)")
+    parser.add_argument("--seeds-for", action="append", default=[], metavar="STRATEGY=SEEDS",
+                        help="other seeds for one strategy, e.g. optuna-gp=0-19 for a slow peer (repeatable)")
     parser.add_argument("--signal", default="val12", choices=SIGNAL_NAMES,
                         help="what a query returns: the 12-epoch validation accuracy (the protocol), or the 200-epoch "
                         "one at the same cost (an ablation) (default: %(default)s)")
@@ -114,10 +116,28 @@ def parse_strategies(text: str) -> list[str]:
     return strategies
 
 
+def parse_seeds_for(items: list[str], strategies: list[str]) -> dict[str, list[int]]:
+    """``["optuna-gp=0-19", ...]`` -> strategy -> seeds; :class:`UsageError` naming the bad item."""
+    seeds_of: dict[str, list[int]] = {}
+    for item in items:
+        name, sep, seeds = item.partition("=")
+        name = name.strip().lower()
+        if not sep:
+            raise UsageError(f"--seeds-for: {item!r} is not STRATEGY=SEEDS (e.g. optuna-gp=0-19)")
+        if name not in strategies:
+            raise UsageError(f"--seeds-for: {name!r} is not one of the strategies run ({', '.join(strategies)})")
+        try:
+            seeds_of[name] = parse_seeds(seeds)
+        except UsageError as exc:
+            raise UsageError(f"--seeds-for {name}: {str(exc).removeprefix('--seeds: ')}") from None
+    return seeds_of
+
+
 def _check(args: argparse.Namespace) -> None:
     args.datasets = parse_datasets(args.dataset)
     args.strategy_list = parse_strategies(args.strategies)
     args.seed_list = parse_seeds(args.seeds)
+    args.seeds_of = parse_seeds_for(args.seeds_for, args.strategy_list)
     if args.budget_seconds is not None and not (args.budget_seconds > 0 and math.isfinite(args.budget_seconds)):
         raise UsageError(f"--budget-seconds must be a positive number, got {args.budget_seconds:g}")
     if args.max_queries is not None and args.max_queries < 1:
@@ -144,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.strategy_list:
         raise UsageError("--strategies: nothing left to run")
     settings = bench.BenchSettings(signal=args.signal, budget_seconds=args.budget_seconds, max_queries=args.max_queries)
-    runs = bench.plan_runs(args.strategy_list, args.datasets, args.seed_list)
+    runs = bench.plan_runs(args.strategy_list, args.datasets, args.seed_list, args.seeds_of)
     started, load_before, executed = time.perf_counter(), _load(), []
     try:
         failures = bench.run_benchmark(args.output, runs, settings, jobs=args.jobs, progress=not args.no_progress,
@@ -163,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     summary = bench.summarize(results)
     document = {
         "settings": {"space": args.space, "strategies": args.strategy_list, "datasets": args.datasets,
-                     "seeds": args.seeds, **vars(settings)},
+                     "seeds": args.seeds, "seeds_for": {name: args.seeds_of[name] for name in args.seeds_of
+                                                         if name in args.strategy_list}, **vars(settings)},
         "command": command,
         "skipped": skipped,
         "failures": [{"strategy": r.strategy, "dataset": r.dataset, "seed": r.seed, "error": e} for r, e in failures.items()],

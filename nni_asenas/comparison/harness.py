@@ -204,11 +204,15 @@ def result_path(output: Path, dataset: str, strategy: str, seed: int) -> Path:
     return Path(output) / normalize_dataset(dataset) / strategy / f"seed-{seed}" / "result.json"
 
 
-def plan_runs(strategies: Sequence[str], datasets: Sequence[str], seeds: Iterable[int]) -> list[RunSpec]:
+def plan_runs(strategies: Sequence[str], datasets: Sequence[str], seeds: Iterable[int],
+              seeds_for: Mapping[str, Iterable[int]] | None = None) -> list[RunSpec]:
     """Every (strategy, dataset, seed), CIFAR-10 ``asenas`` first and ``asenas+`` on the other datasets last,
-    so that those usually find their starting candidates already written."""
+    so that those usually find their starting candidates already written. ``seeds_for`` gives some strategies
+    other seeds (a slow peer run on fewer)."""
     seeds = list(seeds)
-    runs = [RunSpec(s, normalize_dataset(d), seed) for d in datasets for s in strategies for seed in seeds]
+    seeds_of = {name: list(values) for name, values in (seeds_for or {}).items()}
+    runs = [RunSpec(s, normalize_dataset(d), seed) for d in datasets for s in strategies
+            for seed in seeds_of.get(s, seeds)]
 
     def order(run: RunSpec) -> int:
         if run.strategy == "asenas" and run.dataset == _SOURCE_DATASET:

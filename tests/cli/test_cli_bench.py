@@ -52,6 +52,9 @@ def test_parse_datasets_and_strategies():
         (["--budget-seconds", "0"], "--budget-seconds must be a positive number"),
         (["--max-queries", "0"], "--max-queries must be >= 1"),
         (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--seeds-for", "optuna-gp"], "--seeds-for: 'optuna-gp' is not STRATEGY=SEEDS"),
+        (["--strategies", "random", "--seeds-for", "tpe=0-3"], "--seeds-for: 'tpe' is not one of the strategies run"),
+        (["--strategies", "random", "--seeds-for", "random=4-2"], "--seeds-for random: range '4-2' is empty"),
     ],
 )
 def test_bad_arguments_give_one_line(main, tmp_path, args, message, capsys):
@@ -107,6 +110,18 @@ def test_bench_writes_every_output_and_resumes(main, tmp_path, capsys):
     capsys.readouterr()
     assert main(*args[:-4], "--max-queries", "7", "--output", str(out)) == 2
     assert "holds runs with other settings" in capsys.readouterr().err
+
+
+def test_seeds_for_gives_one_strategy_other_seeds(main, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main("--dataset", "cifar10", "--strategies", "random,tpe", "--seeds", "0-2", "--seeds-for", "tpe=1",
+                "--max-queries", "4", "--output", str(out)) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("result.json"))
+    assert files == [f"cifar10/random/seed-{n}/result.json" for n in range(3)] + ["cifar10/tpe/seed-1/result.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["seeds_for"] == {"tpe": [1]}
+    assert summary["results"]["cifar10"]["strategies"]["tpe"]["n"] == 1
+    assert summary["results"]["cifar10"]["strategies"]["random"]["n"] == 3
 
 
 def test_rl_without_its_extra_is_skipped_with_the_reason(main, tmp_path, capsys):
