@@ -1,15 +1,15 @@
-"""AseNas() against NNI's Random through ``NasExperiment`` at a real-NAS trial budget (40 trials).
+"""AseNas() (and its ``paper`` preset) against NNI's Random through ``NasExperiment`` at a real-NAS trial budget.
 
 Trained trials (the ImageNet trial) afford 20-60 trials, so this is where a strategy has to be good without being
 tuned for it. The space: 180 architectures of mixed NNI mutables (integer, string and float choices); the score of an
 architecture is a seeded random landscape over them (per-decision effects plus pairwise interactions, scaled to
-0..1 with the optimum at 1), a new landscape per seed. Both strategies run through ``NasExperiment`` on NNI's
+0..1 with the optimum at 1), a new landscape per seed. The strategies run through ``NasExperiment`` on NNI's
 sequential engine with ``max_trial_number`` 40, with their default settings (AseNas sees no budget).
 
     python benchmarks/small_budget.py [--seeds 0-9] [--trials 40]
 
 Prints the mean best score of each strategy (and how often each found the optimum) and writes them as JSON to
-``benchmarks/results/small_budget.json``.
+``benchmarks/results/small_budget-TRIALS.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ DECISIONS: dict[str, list[Any]] = {
     "depth": [1, 2, 3, 4],
     "dropout": [0.0, 0.1, 0.2, 0.3, 0.5],
 }
-RESULT = Path(__file__).resolve().parent / "results" / "small_budget.json"
+STRATEGIES = ("asenas", "asenas-paper", "random")
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class Landscape:
@@ -105,7 +106,9 @@ def run(strategy_name: str, seed: int, trials: int) -> float:
     def evaluate(model: Any) -> None:
         nni.report_final_result(landscape(_architecture(model)))
 
-    strategy = AseNas(seed=seed) if strategy_name == "asenas" else Random(seed=seed, dedup=True)
+    strategies = {"asenas": lambda: AseNas(seed=seed), "asenas-paper": lambda: AseNas("paper", seed=seed),
+                  "random": lambda: Random(seed=seed, dedup=True)}
+    strategy = strategies[strategy_name]()
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = trials
     experiment = NasExperiment(_model_space(), FunctionalEvaluator(evaluate), strategy, config=config)
@@ -126,15 +129,15 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     report: dict[str, Any] = {"trials": args.trials, "seeds": f"{first}-{last}", "architectures": 180}
-    for name in ("asenas", "random"):
+    for name in STRATEGIES:
         started = time.time()
         best = [run(name, seed, args.trials) for seed in range(first, last + 1)]
         report[name] = {"best": best, "mean_best": float(np.mean(best)),
                         "found": int(sum(b >= 1.0 - 1e-12 for b in best)), "seconds": round(time.time() - started, 1)}
-        print(f"{name:8s} mean best {np.mean(best):.3f} (std {np.std(best):.3f}), optimum found in "
+        print(f"{name:12s} mean best {np.mean(best):.3f} (std {np.std(best):.3f}), optimum found in "
               f"{report[name]['found']} of {len(best)}")
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=1) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"small_budget-{args.trials}.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
