@@ -228,6 +228,12 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--rescore must be >= 0, got {args.rescore}")
     if args.rescore and (args.data is None or (args.ofa is None) == (args.supernet is None)):
         raise UsageError("--rescore needs --data DIR and exactly one of --ofa CKPT / --supernet CKPT")
+    from nni_asenas.imagenet.limits import min_madds
+
+    least = min_madds()[0]
+    if args.max_madds < least:
+        raise UsageError(f"--max-madds {args.max_madds / 1e6:.1f} M is below the smallest network of the space "
+                         f"({least / 1e6:.1f} M MAdds at 224 px)")
     if args.output is not None:
         prepare_output_dir(args.output)  # before the search: its result must have a place to go
     from nni_asenas.imagenet.predictor import AccuracyPredictor

@@ -93,7 +93,13 @@ def _check(args: argparse.Namespace) -> None:
     args.config = method_config(args)
     if args.output is not None:
         prepare_output_dir(args.output)  # before the search: its result must have a place to go
-    warn_about_random_start(args.config, args.max_queries)  # after the checks: an error stays the one line
+    if args.space == "mobilenet":
+        from nni_asenas.imagenet.space import canonical_arch
+
+        args.initial = read_init(args.init, canonical_arch)
+    else:
+        args.initial = read_init(args.init, load_table().arch_str)
+    warn_about_random_start(args.config, args.max_queries)  # after every check: an error stays the one line
 
 
 def _check_nasbench201(args: argparse.Namespace) -> None:
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_mobilenet(args)
     from nni_asenas.nasbench.simulator import run_asenas  # imports torch: after the argument checks
 
-    initial = read_init(args.init, load_table().arch_str)
+    initial = args.initial
     budget = BUDGET_SECONDS[args.dataset] if args.budget_seconds is None else args.budget_seconds
     progress = None
     if not args.no_progress:
@@ -165,10 +171,9 @@ def summary_table(result: dict[str, Any]) -> str:
 
 
 def _run_mobilenet(args: argparse.Namespace) -> int:
-    from nni_asenas.imagenet.space import canonical_arch
     from nni_asenas.imagenet.supernet_search import build_search_evaluator, run_supernet_search
 
-    initial = read_init(args.init, canonical_arch)
+    initial = args.initial
     with flag_errors(MOBILENET_FLAGS):
         supernet, evaluator, meta = build_search_evaluator(
             args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,

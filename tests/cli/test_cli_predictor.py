@@ -115,6 +115,8 @@ def test_collect_train_search_and_rescore(tmp_path, supernet, capsys):
     (("search", "--predictor", "p.pt"), "needs --space mobilenet"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--rescore", "2"), "--rescore needs --data"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--max-madds", "-1"), "--max-madds must be"),
+    (("search", "--space", "mobilenet", "--predictor", "p.pt", "--max-madds", "3e7", "--max-queries", "5"),
+     "--max-madds 30.0 M is below the smallest network of the space (193.1 M MAdds at 224 px)"),
     (("search", "--space", "mobilenet", "--predictor", "p.pt", "--init", "none.json"),
      "--init: cannot read initial architectures from none.json: No such file or directory"),
     (("predictor", "train", "missing.jsonl", "--output", "p.pt"), "pairs file missing.jsonl does not exist"),

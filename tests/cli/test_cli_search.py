@@ -37,6 +37,14 @@ def test_a_random_start_over_half_the_queries_is_warned_about_on_stderr(capsys):
     assert "warning: n_initial 30 makes all of the 30 queries random" in capsys.readouterr().err
 
 
+def test_a_broken_init_file_is_the_one_line_even_when_the_random_start_would_be_warned_about(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"bad": 1')
+    assert run_cli("--init", str(broken), "--max-queries", "20") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--init: cannot read initial architectures" in err and "warning" not in err
+
+
 def test_init_from_a_previous_result_is_asenas_plus(tmp_path, capsys):
     first, second = tmp_path / "c10", tmp_path / "c100"
     assert run_cli("--max-queries", "10", "--output", str(first)) == 0
