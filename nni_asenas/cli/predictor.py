@@ -184,6 +184,8 @@ def run_train(args: argparse.Namespace) -> int:
                "training": vars(training), "seconds": round(time.perf_counter() - start, 2)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     result.predictor.save(args.output, metrics=metrics)
+    if result.diverged:
+        print(f"training diverged at learning rate {', '.join(result.diverged)}; trained at {result.learning_rate:g}")
     print(f"{args.output}: trained on {result.n_train} pairs; held-out {result.n_test}: Kendall tau "
           f"{result.kendall_tau:.3f}, MAE {result.mae:.3f} points (train MAE {result.train_mae:.3f})")
     return 0

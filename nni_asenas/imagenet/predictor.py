@@ -56,6 +56,8 @@ __all__ = [
     "encode_many", "kendall_tau", "read_pairs", "sample_architectures", "train_predictor",
 ]
 
+#: A training whose loss or weights stop being finite restarts with half the learning rate, this many times.
+MAX_DIVERGENCE_RETRIES = 3
 N_SLOTS = len(STAGES) * MAX_DEPTH
 N_CHOICES = 1 + len(KERNELS) * len(EXPAND_RATIOS)
 N_FEATURES = N_SLOTS * N_CHOICES
@@ -170,6 +172,9 @@ class AccuracyPredictor(nn.Module):
     def config(self) -> dict[str, Any]:
         return {"hidden_size": self.hidden_size, "n_layers": self.n_layers, "dropout": self.dropout}
 
+    def has_finite_weights(self) -> bool:
+        return all(bool(torch.isfinite(value).all()) for value in self.state_dict().values())
+
     def save(self, path: str | Path, *, metrics: Mapping[str, Any] | None = None) -> None:
         """Write the predictor (and the training metrics, for the record) with ``torch.save``."""
         torch.save({"format": _FORMAT, "version": _FORMAT_VERSION, "space": "mobilenet", "config": self.config(),
@@ -196,6 +201,8 @@ class AccuracyPredictor(nn.Module):
         except (KeyError, TypeError, RuntimeError) as exc:
             raise UsageError(f"predictor {path}: damaged ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if not predictor.has_finite_weights():
+            raise UsageError(f"predictor {path}: its weights are not finite (a diverged training); train it again")
         predictor.metrics = dict(data.get("metrics", {}))
         return predictor.eval()
 
@@ -370,10 +377,13 @@ class TrainingResult:
     train_mae: float
     n_train: int
     n_test: int
+    learning_rate: float  # the one that trained it: the recipe's, or smaller after a divergence
+    diverged: tuple[str, ...] = ()  # the learning rates that diverged first, with the epoch
 
     def metrics(self) -> dict[str, Any]:
         return {"kendall_tau": self.kendall_tau, "mae": self.mae, "train_mae": self.train_mae,
-                "n_train": self.n_train, "n_test": self.n_test}
+                "n_train": self.n_train, "n_test": self.n_test, "learning_rate": self.learning_rate,
+                "diverged": list(self.diverged)}
 
 
 def train_predictor(pairs: Sequence[Pair | tuple[Mapping[str, Any], float]], *,
@@ -404,9 +414,36 @@ def train_predictor(pairs: Sequence[Pair | tuple[Mapping[str, Any], float]], *,
     train_idx, test_idx = order[:n_train], order[n_train:]
     mean, std = float(y[train_idx].mean()), float(y[train_idx].std())
     scale = std if std > 1e-8 else 1.0
-    predictor = AccuracyPredictor(hidden_size=training.hidden_size, n_layers=training.n_layers,
-                                  dropout=training.dropout, target_mean=mean, target_std=scale, seed=seed)
-    optimizer = torch.optim.SGD(predictor.parameters(), lr=training.learning_rate, momentum=training.momentum,
+    shuffle = generator.get_state()  # every attempt shuffles as the first one did
+    learning_rate, diverged = training.learning_rate, []
+    for _ in range(1 + MAX_DIVERGENCE_RETRIES):
+        predictor = AccuracyPredictor(hidden_size=training.hidden_size, n_layers=training.n_layers,
+                                      dropout=training.dropout, target_mean=mean, target_std=scale, seed=seed)
+        where = _fit(predictor, features, y, train_idx, training, learning_rate, scale, seed, shuffle, on_epoch)
+        if where is None:
+            break
+        diverged.append(f"{learning_rate:g} (epoch {where})")
+        learning_rate /= 2  # a smaller step from the same start: the usual cure of an SGD blow-up
+    else:
+        raise UsageError(f"predictor training diverged (non-finite loss or weights) at every learning rate tried: "
+                         f"{', '.join(diverged)}; nothing was written")
+    predictor.eval()
+    with torch.no_grad():
+        predicted = predictor(features)
+    errors = (predicted - y).abs()
+    tau = kendall_tau(predicted[test_idx].numpy(), y[test_idx].numpy())
+    return TrainingResult(predictor, tau, float(errors[test_idx].mean()), float(errors[train_idx].mean()), n_train,
+                          n_total - n_train, learning_rate, tuple(diverged))
+
+
+def _fit(predictor: AccuracyPredictor, features: torch.Tensor, y: torch.Tensor, train_idx: torch.Tensor,
+         training: PredictorTraining, learning_rate: float, scale: float, seed: int, shuffle: torch.Tensor,
+         on_epoch: Callable[[int, float], None] | None) -> int | None:
+    """Train ``predictor`` in place; the epoch at which the loss or the weights stopped being finite, or None."""
+    n_train = len(train_idx)
+    generator = torch.Generator()
+    generator.set_state(shuffle)
+    optimizer = torch.optim.SGD(predictor.parameters(), lr=learning_rate, momentum=training.momentum,
                                 weight_decay=training.weight_decay, nesterov=training.momentum > 0)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.epochs, eta_min=0.0)
     with torch.random.fork_rng(devices=[]), one_thread():
@@ -424,13 +461,9 @@ def train_predictor(pairs: Sequence[Pair | tuple[Mapping[str, Any], float]], *,
                 optimizer.step()
                 total += float(loss.detach()) * len(batch)
             scheduler.step()
+            if not math.isfinite(total) or not predictor.has_finite_weights():
+                return epoch + 1
             if on_epoch is not None:
                 on_epoch(epoch + 1, total / n_train)
-    predictor.eval()
-    with torch.no_grad():
-        predicted = predictor(features)
-    errors = (predicted - y).abs()
-    tau = kendall_tau(predicted[test_idx].numpy(), y[test_idx].numpy())
-    return TrainingResult(predictor, tau, float(errors[test_idx].mean()), float(errors[train_idx].mean()), n_train,
-                          n_total - n_train)
+    return None
 

@@ -130,3 +130,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, n
     assert run(*argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+DIVERGING_PAIRS = Path(__file__).resolve().parents[1] / "data" / "predictor-diverging-pairs.jsonl"
+
+
+def test_train_on_pairs_that_used_to_diverge(tmp_path, capsys):
+    """Seed 0 diverged at the recipe's learning rate on these real pairs: now it is retried and says so, and a
+    training that diverges at every rate tried writes nothing and is one line, exit 2."""
+    out = tmp_path / "p.pt"
+    assert run("predictor", "train", str(DIVERGING_PAIRS), "--output", str(out), "--seed", "0") == 0
+    printed = capsys.readouterr().out
+    assert "training diverged at learning rate 0.1 (epoch" in printed and "trained at 0.05" in printed
+    assert "nan" not in printed and AccuracyPredictor.load(out).metrics["learning_rate"] == 0.05
+    bad = tmp_path / "bad.pt"
+    assert run("predictor", "train", str(DIVERGING_PAIRS), "--output", str(bad), "--learning-rate", "1e12",
+               "--epochs", "20") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "predictor training diverged" in err and not bad.exists()

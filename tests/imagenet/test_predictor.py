@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,34 @@ def test_training_is_seeded_and_saves(tmp_path):
         AccuracyPredictor.load(tmp_path / "other.pt")
     with pytest.raises(UsageError, match="at least 2 training and 2 held-out"):
         train_predictor(pairs[:3], training=training)
+
+
+DIVERGING_PAIRS = Path(__file__).resolve().parents[1] / "data" / "predictor-diverging-pairs.jsonl"
+
+
+def test_a_training_that_diverges_is_retried_with_a_smaller_step():
+    """Real pairs (tests/data/predictor-diverging-pairs.jsonl) on which the authors' recipe turned every weight NaN
+    for seeds 0, 4 and 6: the blow-up is detected and training restarts at half the learning rate."""
+    pairs = read_pairs(DIVERGING_PAIRS)
+    for seed in (0, 4, 6):
+        result = train_predictor(pairs, seed=seed)
+        assert result.learning_rate == 0.05 and result.diverged and result.diverged[0].startswith("0.1 (epoch ")
+        assert result.predictor.has_finite_weights() and np.isfinite(result.mae)
+        assert np.all(np.isfinite(result.predictor.predict([p.arch for p in pairs if p.accuracy is not None])))
+    steady = train_predictor(pairs, seed=1)  # one that never diverged keeps the recipe's rate and its numbers
+    assert steady.learning_rate == 0.1 and steady.diverged == ()
+
+
+def test_a_training_that_always_diverges_is_a_one_line_error_and_a_diverged_file_is_refused(tmp_path):
+    pairs = read_pairs(DIVERGING_PAIRS)
+    with pytest.raises(UsageError, match=r"^predictor training diverged .* at every learning rate tried: 1e\+12 "):
+        train_predictor(pairs, training=PredictorTraining(epochs=20, learning_rate=1e12), seed=0)
+    predictor = train_predictor(pairs, training=PredictorTraining(epochs=2), seed=1).predictor
+    with torch.no_grad():
+        next(predictor.parameters()).fill_(float("nan"))
+    predictor.save(tmp_path / "nan.pt")
+    with pytest.raises(UsageError, match="nan.pt: its weights are not finite"):
+        AccuracyPredictor.load(tmp_path / "nan.pt")
 
 
 def test_collection_resumes_to_the_same_file(tmp_path):
