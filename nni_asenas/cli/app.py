@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import NoReturn, Sequence
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno values that mean the storage failed, not the program: reported in one line.
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -39,6 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"nni-asenas: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        # a full disk, a quota, a read-only or failing file system under a file being written: one line naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"nni-asenas: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nni-asenas: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ NNI's own ``query_nb201_trial_stats`` / ``query_nb101_trial_stats`` and ``NasBen
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             path = builders[name](out)
         except OSError as exc:
             raise UsageError(f"cannot write {name} database into {out}: {exc.strerror or exc}") from None
+        except sqlite3.Error as exc:  # "database or disk is full", "disk I/O error": the partial file is gone
+            raise UsageError(f"cannot write {name} database into {out}: {exc}") from None
         print(f"{name}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s)")
         print(f"  {_DESCRIPTIONS[name]}")
     if args.out is not None and args.out.expanduser().resolve() != benchmark.default_db_dir().resolve():
