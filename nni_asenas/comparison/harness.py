@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -240,15 +241,43 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 def _execute(run: RunSpec, settings: BenchSettings, output: Path) -> dict[str, Any]:
     """Worker: one run, written to its result.json; returns the headline for the progress bar."""
     result = run_one(run.strategy, run.dataset, run.seed, settings, output=output)
+    _exit_if_orphaned()  # a bench the user stopped writes nothing more
     _write_json(result_path(output, run.dataset, run.strategy, run.seed), result)
     return {"strategy": run.strategy, "dataset": run.dataset, "seed": run.seed,
             "test_accuracy": result["best"]["test_accuracy"] if result["best"] else None}
 
 
-def _init_worker() -> None:
+_parent_pid: int | None = None  # in a pool worker: the bench process that started it
+
+
+def _exit_if_orphaned() -> None:
+    if _parent_pid is not None and os.getppid() != _parent_pid:
+        os._exit(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the bench process dies, however it dies (SIGKILL included): Linux's parent-death
+    signal where there is one, else the check before each write (:func:`_exit_if_orphaned`)."""
+    global _parent_pid
+    _parent_pid = parent
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    _exit_if_orphaned()  # the parent may have died before the signal was asked for
+
+
+def _init_worker(parent: int | None = None) -> None:
+    """Set up a process that runs benchmark runs: a pool worker of the bench process ``parent``, or (None) the
+    bench process itself."""
     import warnings
 
     import torch
+
+    if parent is not None:
+        _die_with_parent(parent)
 
     torch.set_num_threads(1)  # one process per core; more threads only contend
     # NNI 3.0 warns on import that it does not know some of this torch's classes; harmless for table lookups
@@ -327,7 +356,8 @@ def _run_pool(todo: Sequence[RunSpec], settings: BenchSettings, output: Path, jo
 
     # spawn: workers import torch themselves instead of inheriting a forked copy of the parent's state
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         pending: dict[Future, RunSpec] = {}
         queue = list(todo)
         while queue or pending:
