@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import sys
+import warnings
 from typing import NoReturn, Sequence
 
 from nni_asenas.errors import UsageError
@@ -31,7 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
 
 
+def _quiet_nni_import_warnings() -> None:
+    """NNI 3.0 warns, once per unknown class, that this torch has classes that are not nn.Modules (harmless: they
+    are not layers); under a command those lines would come before its output or its one-line error."""
+    warnings.filterwarnings("ignore", message=r".* is found to be not a nn\.Module", category=RuntimeWarning,
+                            module=r"nni\.nas\.nn\.pytorch\.layers")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_nni_import_warnings()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

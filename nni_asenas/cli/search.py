@@ -99,7 +99,7 @@ def _check(args: argparse.Namespace) -> None:
         args.initial = read_init(args.init, canonical_arch)
     else:
         args.initial = read_init(args.init, load_table().arch_str)
-    warn_about_random_start(args.config, args.max_queries)  # after every check: an error stays the one line
+        warn_about_random_start(args.config, args.max_queries)  # after every check: an error stays the one line
 
 
 def _check_nasbench201(args: argparse.Namespace) -> None:
@@ -178,6 +178,7 @@ def _run_mobilenet(args: argparse.Namespace) -> int:
         supernet, evaluator, meta = build_search_evaluator(
             args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,
             workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+    warn_about_random_start(args.config, args.max_queries)  # after the supernet and data checks
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
