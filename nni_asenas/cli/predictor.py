@@ -201,6 +201,15 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rescore", type=int, default=0, metavar="N",
                        help="re-score the N best predicted architectures on the supernet (--ofa/--supernet and "
                        "--data) and report the best measured one (default: 0, no re-scoring)")
+    ofa = parser.add_argument_group("OFA's released accuracy predictor (--space mobilenet)")
+    ofa.add_argument("--ofa-predictor", type=Path, metavar="FILE",
+                     help="search against OFA's acc_predictor.pth (from OFA's model zoo; never downloaded)")
+    ofa.add_argument("--resolution", type=int, default=224, metavar="PX",
+                     help="input resolution the predictor scores and the MAdds count at: one of OFA's 160, 176, "
+                     "192, 208, 224 (default: %(default)s)")
+    ofa.add_argument("--ofa-latency-tables", type=Path, metavar="DIR",
+                     help="folder of OFA's Note10 tables ({resolution}_lookup_table.yaml), for --max-latency-ms")
+    ofa.add_argument("--max-latency-ms", type=float, metavar="MS", help="Note10 latency limit (ms)")
     defined = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public query for this
     if "--max-madds" not in defined:
         group.add_argument("--max-madds", type=float, default=MAX_MADDS_DEFAULT, metavar="M",
@@ -278,8 +287,90 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ofa_search(args: argparse.Namespace) -> int:
+    """``nni-asenas search --space mobilenet --ofa-predictor FILE``: ASE-NAS scored by OFA's released predictor,
+    under a MAdds limit and, with OFA's Note10 tables, a latency limit; every check before the search."""
+    from nni_asenas.imagenet.ofa_space import check_resolution
+    from nni_asenas.imagenet.predictor_search import DEFAULT_QUERIES
+
+    if args.space != "mobilenet":
+        raise UsageError("--ofa-predictor needs --space mobilenet")
+    if args.predictor is not None:
+        raise UsageError("--ofa-predictor and --predictor are two evaluators: give one")
+    check_seed(args.seed, "--seed")
+    if not (args.max_madds > 0 and math.isfinite(args.max_madds)):
+        raise UsageError(f"--max-madds must be a positive number, got {args.max_madds:g}")
+    queries = DEFAULT_QUERIES if args.max_queries is None else args.max_queries
+    if queries < 1:
+        raise UsageError(f"--max-queries must be >= 1, got {queries}")
+    if (args.ofa_latency_tables is None) != (args.max_latency_ms is None):
+        raise UsageError("--max-latency-ms and --ofa-latency-tables DIR go together")
+    with flag_errors({"resolution": "--resolution"}):
+        resolution = check_resolution(args.resolution)
+    from nni_asenas.imagenet.limits import latency_constraint, min_madds
+    from nni_asenas.imagenet.ofa_latency import OfaLatencyTable
+    from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
+    from nni_asenas.imagenet.space import canonical_arch
+    from nni_asenas.imagenet.space_search import run_mobilenet_search
+
+    least = min_madds(resolution)[0]
+    if args.max_madds < least:
+        raise UsageError(f"--max-madds {args.max_madds / 1e6:.1f} M is below the smallest network of the space "
+                         f"({least / 1e6:.1f} M MAdds at {resolution} px)")
+    predictor = OfaAccuracyPredictor.from_file(args.ofa_predictor, resolution=resolution)
+    table, constraint = None, None
+    if args.ofa_latency_tables is not None:
+        table = OfaLatencyTable(args.ofa_latency_tables, resolution=resolution)
+        constraint = latency_constraint(table, args.max_latency_ms)
+    initial = read_init(args.init, canonical_arch)
+    if args.output is not None:
+        prepare_output_dir(args.output)
+    config = method_config(args)
+    warn_about_random_start(config, queries)  # after the checks: an error stays the one line
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
+
+    def on_query(entry: dict[str, Any]) -> None:
+        assert progress is not None
+        best = entry["best_top1"]
+        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
+                                 refresh=False)
+        progress.update(1)
+
+    evaluator: dict[str, Any] = {"kind": "ofa-predictor", "predictor": str(args.ofa_predictor),
+                                 "resolution": resolution}
+    if table is not None:
+        evaluator.update(latency_tables=str(args.ofa_latency_tables), max_latency_ms=args.max_latency_ms)
+    try:
+        with flag_errors(SEARCH_FLAGS):
+            result = run_mobilenet_search(
+                lambda arch: 100.0 * predictor.predict_one(arch), max_queries=queries, evaluator=evaluator,
+                seed=args.seed, max_madds=args.max_madds, madds_resolution=resolution, constraint=constraint,
+                initial_architectures=initial, config=config, on_query=on_query if progress else None)
+    finally:
+        if progress is not None:
+            progress.close()
+    if result["best"] is not None:
+        result["best"]["resolution"] = resolution
+        if table is not None:
+            result["best"]["latency_ms"] = table.latency(result["best"]["arch"])
+    _print_summary(result)
+    if table is not None and result["best"] is not None:
+        print(f"Note10 latency of the best: {result['best']['latency_ms']:.2f} ms (limit {args.max_latency_ms:g} ms)")
+    if args.output is not None:
+        write_output(args.output / "result.json", result)
+        if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
+            write_output(args.output / "arch.json", result["best"]["arch"])
+        print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
+    return 0
+
+
 def _print_summary(result: Mapping[str, Any]) -> None:
-    print(f"ASE-NAS on the MobileNet-like space, scored by the accuracy predictor: {result['queries']} queries in "
+    scorer = "OFA's accuracy predictor" if result["evaluator"]["kind"] == "ofa-predictor" else "the accuracy predictor"
+    print(f"ASE-NAS on the MobileNet-like space, scored by {scorer}: {result['queries']} queries in "
           f"{result['wall_seconds']:.1f} s, MAdds <= {result['max_madds'] / 1e6:.0f} M, seed {result['seed']}")
     if "rescored" in result:
         print(f"{'rank':>4}  {'predicted':>9}  {'measured':>8}  {'MAdds':>7}  {'params':>7}")

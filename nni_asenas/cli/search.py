@@ -117,6 +117,8 @@ def _check_nasbench201(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ofa_predictor is not None:  # scored by OFA's released predictor: cli/predictor.py
+        return predictor_cli.run_ofa_search(args)
     if args.predictor is not None:  # the MobileNet-like space scored by an accuracy predictor: cli/predictor.py
         return predictor_cli.run_search(args)
     _check(args)
