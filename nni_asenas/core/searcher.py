@@ -141,6 +141,12 @@ class AseNasSearcher:
         least ``k``) results.
     constraint
         ``arch -> bool``; False rejects a proposal before evaluation (it costs nothing and is redrawn).
+    canonical
+        ``arch -> arch``: the one form of the architectures that build the same network (e.g.
+        :func:`nni_asenas.imagenet.space.canonical_arch`, which resets the labels of blocks beyond a stage's
+        depth). Equivalent architectures are then one architecture: each is proposed at most once, and a draw that
+        lands on an evaluated one is a free lesson. Proposals are in canonical form. Not saved by
+        :meth:`state_dict`: give it again, as ``constraint``.
     seed
         Seeds everything random: policy initialisation, sampling, random architectures (0 .. 2**32 - 1).
 
@@ -156,6 +162,7 @@ class AseNasSearcher:
         *,
         initial_architectures: Sequence[Mapping[str, Any]] = (),
         constraint: Callable[[dict[str, Any]], bool] | None = None,
+        canonical: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
         seed: int = 0,
         **settings: Any,
     ) -> None:
@@ -165,6 +172,7 @@ class AseNasSearcher:
         self._sizes = [len(values) for values in self._options]
         c = self._config
         self._constraint = constraint
+        self._canonical = canonical
         self._rng = np.random.default_rng(self._seed)
         generator = torch.Generator().manual_seed(self._seed)
         self._policy = AseNasPolicy(self._sizes, n_steps=c.n_steps, hidden_size=c.hidden_size, temperature=c.temperature, generator=generator)
@@ -183,7 +191,8 @@ class AseNasSearcher:
         self._baseline = 0.0
         self._stats = _ScoreStats()
         self._next_id = 0
-        self._initial_queue: list[Arch] = [self._code(arch, "initial architecture") for arch in initial_architectures]
+        self._initial_queue: list[Arch] = [self._canon(self._code(arch, "initial architecture"))
+                                           for arch in initial_architectures]
         self._model_params: KernelParams | None = None
         self._model_fitted_at = 0
         self._model_cache: tuple[int, GaussianProcess] | None = None
@@ -276,7 +285,7 @@ class AseNasSearcher:
         worst candidate). An architecture that is already known keeps its first result. The architecture and the
         score are checked (as in :meth:`tell`) before anything changes.
         """
-        code = self._code(arch, "observed architecture")
+        code = self._canon(self._code(arch, "observed architecture"))
         score = _as_score(score)
         rid = self._by_code.get(code)
         if rid is not None:
@@ -411,7 +420,7 @@ class AseNasSearcher:
         usable: dict[Arch, int] = {}  # unvisited valid child -> the first row that drew it
         for row, rollout in enumerate(tokens):
             centre_id = self._slots[rollout[0]]
-            child = apply_edits(self._records[centre_id].code, AseNasPolicy.edits(rollout))
+            child = self._canon(apply_edits(self._records[centre_id].code, AseNasPolicy.edits(rollout)))
             known = self._by_code.get(child)
             if known is None:
                 if child not in usable and self._is_valid(child):
@@ -429,7 +438,8 @@ class AseNasSearcher:
             row = usable[children[pick]]
             return self._propose_step(children[pick], SEARCH, tokens, graph, row, row, lessons)
         centre_id = self._slots[tokens[0][0]]
-        for code in neighbours(self._records[centre_id].code, self._sizes, self._rng, max_distance=len(self._sizes)):
+        for code in map(self._canon, neighbours(self._records[centre_id].code, self._sizes, self._rng,
+                                                max_distance=len(self._sizes))):
             if code not in self._by_code and self._is_valid(code):
                 return self._propose_step(code, FALLBACK, tokens, graph, 0, None, lessons)
         return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
@@ -458,7 +468,7 @@ class AseNasSearcher:
                 continue
             pool: list[Arch] = []
             for _ in range(4 * self._config.restart_pool):
-                code = random_architecture(self._sizes, self._rng)
+                code = self._canon(random_architecture(self._sizes, self._rng))
                 if code not in self._by_code and code not in pool and self._is_valid(code):
                     pool.append(code)
                     if len(pool) == self._config.restart_pool:
@@ -475,7 +485,7 @@ class AseNasSearcher:
         for position, size in enumerate(self._sizes):
             for option in range(size):
                 if option != code[position]:
-                    neighbour = code[:position] + (option,) + code[position + 1:]
+                    neighbour = self._canon(code[:position] + (option,) + code[position + 1:])
                     if neighbour not in self._by_code and neighbour not in self._rejected:
                         return False
         return True
@@ -519,13 +529,14 @@ class AseNasSearcher:
 
     def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
         for _ in range(attempts):
-            code = random_architecture(self._sizes, self._rng)
+            code = self._canon(random_architecture(self._sizes, self._rng))
             if code not in self._by_code and self._is_valid(code):
                 return code
         # Random draws keep hitting known or invalid architectures: walk out from a known one, nearest first.
         starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
         start = starts[int(self._rng.integers(len(starts)))]
-        for code in itertools.chain([start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes))):
+        for code in map(self._canon, itertools.chain(
+                [start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes)))):
             if code not in self._by_code and self._is_valid(code):
                 return code
         return None
@@ -644,6 +655,12 @@ class AseNasSearcher:
 
     def _arch(self, code: Arch) -> dict[str, Any]:
         return indices_to_arch(code, self._labels, self._options)
+
+    def _canon(self, code: Arch) -> Arch:
+        """``code`` in the canonical form of ``canonical`` (itself without one)."""
+        if self._canonical is None:
+            return code
+        return self._code(self._canonical(self._arch(code)), "canonical form")
 
     def _observation(self, rid: int) -> Observation:
         record = self._records[rid]

@@ -77,8 +77,10 @@ def run_mobilenet_search(
     config = resolve_config(config, **settings)
     from nni_asenas.core.searcher import AseNasSearcher  # torch and the policy: after the checks
 
+    # canonical: labels of blocks beyond a stage's depth do not change the network, so one network is one query
     searcher = AseNasSearcher(mobilenet.decisions(), config, initial_architectures=initial, seed=seed,
-                              constraint=None if max_madds is None and constraint is None else allowed)
+                              constraint=None if max_madds is None and constraint is None else allowed,
+                              canonical=mobilenet.canonical_arch)
     trajectory: list[dict[str, Any]] = []
 
     def record(query: Query) -> None:

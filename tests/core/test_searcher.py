@@ -397,3 +397,42 @@ def test_upgrade_state_names_what_is_missing():
                              ([], "a saved searcher state is a dict")):
         with pytest.raises(ValueError, match=message):
             upgrade_state(damaged)
+
+
+def test_with_a_canonical_form_one_network_is_proposed_once():
+    """The MobileNet-like space: kernel and expand labels of blocks beyond a stage's depth do not change the
+    network. With ``canonical``, 1000 proposals are 1000 different networks, each in canonical form."""
+    from nni_asenas.imagenet.space import canonical_arch, decisions
+
+    searcher = AseNasSearcher(decisions(), seed=0, canonical=canonical_arch)
+    seen = set()
+    for step in range(1000):
+        proposal = searcher.ask()
+        assert proposal is not None
+        assert canonical_arch(proposal.arch) == proposal.arch
+        key = tuple(sorted(proposal.arch.items()))
+        assert key not in seen, f"proposal {step} repeats a network"
+        seen.add(key)
+        searcher.tell(proposal.id, sum(proposal.arch.values()) + (step % 7) / 10)
+    plain = AseNasSearcher(decisions(), seed=0)  # without it, equivalent label sets are different architectures
+    proposals = [plain.ask() for _ in range(20)]
+    assert any(canonical_arch(p.arch) != p.arch for p in proposals if p is not None)
+
+
+def test_a_canonical_form_merges_observed_and_initial_architectures():
+    space = {"a": [0, 1, 2], "b": ["x", "y"]}
+
+    def canonical(arch):  # "b" does not matter when "a" is 0
+        return {**arch, "b": "x"} if arch["a"] == 0 else dict(arch)
+
+    searcher = AseNasSearcher(space, k=2, n_initial=0, seed=1, canonical=canonical,
+                              initial_architectures=[{"a": 0, "b": "y"}])
+    first = searcher.ask()
+    assert first.arch == {"a": 0, "b": "x"}
+    searcher.tell(first.id, 1.0)
+    assert searcher.observe({"a": 0, "b": "y"}, 5.0).id == first.id  # the same network: its first result stays
+    archs = [first.arch]
+    while (proposal := searcher.ask()) is not None:
+        archs.append(proposal.arch)
+        searcher.tell(proposal.id, float(proposal.arch["a"]))
+    assert len(archs) == 5 and len({tuple(a.items()) for a in archs}) == 5  # 6 label sets, 5 networks
