@@ -137,6 +137,10 @@ class AseNasTuner(Tuner):
     constraint, constraint_kwargs
         ``"module.path:function"`` called as ``function(params, **constraint_kwargs) -> bool``; False rejects an
         architecture before it is run.
+    canonical
+        ``"module.path:function"``, ``function(params) -> params``: the one form of parameters that build the same
+        network (``nni_asenas.imagenet.space:canonical_arch`` for the MobileNet-like space), so that no network is
+        run twice under two names.
     optimize_mode
         ``maximize`` (default) or ``minimize`` the ``default`` metric.
 
@@ -156,6 +160,7 @@ class AseNasTuner(Tuner):
         budget_seconds: float | None = None,
         constraint: str | None = None,
         constraint_kwargs: Mapping[str, Any] | None = None,
+        canonical: str | None = None,
         optimize_mode: str = "maximize",
         **settings: Any,
     ) -> None:
@@ -186,6 +191,7 @@ class AseNasTuner(Tuner):
         self.optimize_mode = optimize_mode
         self._initial = _read_initial_architectures(initial_architectures)
         self._constraint = _load_constraint(constraint, constraint_kwargs)
+        self._canonical = None if canonical is None else _import_function(canonical, "canonical")
 
         self._lock = threading.RLock()
         self._decisions: dict[str, list[Any]] | None = None
@@ -408,7 +414,7 @@ class AseNasTuner(Tuner):
         initial = [_initial_params(arch, decisions) for arch in self._initial]
         try:
             return AseNasSearcher(decisions, self.config, initial_architectures=initial,
-                                  constraint=self._constraint, seed=self.seed)
+                                  constraint=self._constraint, canonical=self._canonical, seed=self.seed)
         except ValueError as exc:
             raise UsageError(f"AseNasTuner: {exc}") from None
 
@@ -542,6 +548,20 @@ def _initial_params(arch: Mapping[str, Any] | str, decisions: Mapping[str, Seque
         raise UsageError(f"AseNasTuner: initial architecture {arch!r}: {exc}") from None
 
 
+def _import_function(spec: Any, what: str) -> Callable[..., Any]:
+    """The function a ``"module.path:function"`` classArg names; a one-line UsageError naming ``what`` otherwise."""
+    module_name, sep, attr = str(spec).partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"AseNasTuner: classArg '{what}' must read 'module.path:function', got {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"AseNasTuner: cannot import {what} {spec!r}: {exc}") from None
+    if not callable(function):
+        raise UsageError(f"AseNasTuner: {what} {spec!r} is not callable")
+    return function
+
+
 def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Callable[[dict[str, Any]], bool] | None:
     """``"module.path:function"`` -> ``params -> bool`` calling ``function(params, **kwargs)``."""
     if kwargs is not None and not isinstance(kwargs, Mapping):
@@ -550,15 +570,7 @@ def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Call
         if kwargs:
             raise UsageError("AseNasTuner: classArg 'constraint_kwargs' is given without 'constraint'")
         return None
-    module_name, sep, attr = str(spec).partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"AseNasTuner: classArg 'constraint' must read 'module.path:function', got {spec!r}")
-    try:
-        function = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"AseNasTuner: cannot import constraint {spec!r}: {exc}") from None
-    if not callable(function):
-        raise UsageError(f"AseNasTuner: constraint {spec!r} is not callable")
+    function = _import_function(spec, "constraint")
     bound = dict(kwargs or {})
 
     def constraint(params: dict[str, Any]) -> bool:

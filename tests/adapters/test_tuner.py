@@ -405,3 +405,23 @@ def test_the_deprecated_steps_class_arg_warns_from_the_callers_line() -> None:
     with pytest.warns(DeprecationWarning, match="classArg 'steps' is deprecated: call it 'n_steps'") as caught:
         tuner = AseNasTuner(steps=2)
     assert tuner.config.n_steps == 2 and caught[0].filename == __file__
+
+
+def test_the_canonical_class_arg_runs_one_network_once() -> None:
+    """experiments/imagenet-mobilenet.yml's space: with classArg canonical, 300 trials are 300 networks."""
+    from nni_asenas.imagenet.space import canonical_arch
+
+    space = json.loads((Path(__file__).resolve().parents[2] / "search_spaces" / "mobilenet.json").read_text())
+    tuner = make_tuner(space, seed=0, canonical="nni_asenas.imagenet.space:canonical_arch")
+    seen = set()
+    for pid in range(300):
+        params = tuner.generate_parameters(pid)
+        assert canonical_arch(params) == params
+        key = json.dumps(params, sort_keys=True)
+        assert key not in seen
+        seen.add(key)
+        tuner.receive_trial_result(pid, params, float(sum(params.values())))
+    with pytest.raises(UsageError, match="AseNasTuner: classArg 'canonical' must read 'module.path:function'"):
+        AseNasTuner(canonical="canonical_arch")
+    with pytest.raises(UsageError, match="AseNasTuner: cannot import canonical 'nni_asenas.imagenet.space:nope'"):
+        AseNasTuner(canonical="nni_asenas.imagenet.space:nope")
