@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from nni_asenas.cli.options import flag_errors, method_config, read_init, warn_about_random_start
-from nni_asenas.cli.outputs import prepare_output_dir, write_output
+from nni_asenas.cli.outputs import prepare_output_dir, query_progress, write_winner
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 
@@ -256,34 +256,14 @@ def run_search(args: argparse.Namespace) -> int:
     rescore = supernet_evaluator(args) if args.rescore else None
     config = method_config(args)
     warn_about_random_start(config, queries)  # after the checks: an error stays the one line
-    progress = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
-
-    def on_query(entry: dict[str, Any]) -> None:
-        assert progress is not None
-        best = entry["best_top1"]
-        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
-                                 refresh=False)
-        progress.update(1)
-
-    try:
-        with flag_errors(SEARCH_FLAGS):
-            result = search_with_predictor(
-                predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds, config=config,
-                initial_architectures=initial, rescore=rescore, n_rescore=args.rescore,
-                on_query=on_query if progress else None, evaluator={"predictor": str(args.predictor)})
-    finally:
-        if progress is not None:
-            progress.close()
+    with flag_errors(SEARCH_FLAGS), query_progress(queries, not args.no_progress) as on_query:
+        result = search_with_predictor(
+            predictor, max_queries=queries, seed=args.seed, max_madds=args.max_madds, config=config,
+            initial_architectures=initial, rescore=rescore, n_rescore=args.rescore, on_query=on_query,
+            evaluator={"predictor": str(args.predictor)})
     _print_summary(result)
     if args.output is not None:
-        write_output(args.output / "result.json", result)
-        if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
-            write_output(args.output / "arch.json", result["best"]["arch"])
-        print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
+        write_winner(args.output, result)
     return 0
 
 
@@ -327,32 +307,15 @@ def run_ofa_search(args: argparse.Namespace) -> int:
         prepare_output_dir(args.output)
     config = method_config(args)
     warn_about_random_start(config, queries)  # after the checks: an error stays the one line
-    progress = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=queries, unit="query", desc="best -", file=sys.stderr, leave=False)
-
-    def on_query(entry: dict[str, Any]) -> None:
-        assert progress is not None
-        best = entry["best_top1"]
-        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
-                                 refresh=False)
-        progress.update(1)
-
     evaluator: dict[str, Any] = {"kind": "ofa-predictor", "predictor": str(args.ofa_predictor),
                                  "resolution": resolution}
     if table is not None:
         evaluator.update(latency_tables=str(args.ofa_latency_tables), max_latency_ms=args.max_latency_ms)
-    try:
-        with flag_errors(SEARCH_FLAGS):
-            result = run_mobilenet_search(
-                lambda arch: 100.0 * predictor.predict_one(arch), max_queries=queries, evaluator=evaluator,
-                seed=args.seed, max_madds=args.max_madds, madds_resolution=resolution, constraint=constraint,
-                initial_architectures=initial, config=config, on_query=on_query if progress else None)
-    finally:
-        if progress is not None:
-            progress.close()
+    with flag_errors(SEARCH_FLAGS), query_progress(queries, not args.no_progress) as on_query:
+        result = run_mobilenet_search(
+            lambda arch: 100.0 * predictor.predict_one(arch), max_queries=queries, evaluator=evaluator,
+            seed=args.seed, max_madds=args.max_madds, madds_resolution=resolution, constraint=constraint,
+            initial_architectures=initial, config=config, on_query=on_query)
     if result["best"] is not None:
         result["best"]["resolution"] = resolution
         if table is not None:
@@ -361,10 +324,7 @@ def run_ofa_search(args: argparse.Namespace) -> int:
     if table is not None and result["best"] is not None:
         print(f"Note10 latency of the best: {result['best']['latency_ms']:.2f} ms (limit {args.max_latency_ms:g} ms)")
     if args.output is not None:
-        write_output(args.output / "result.json", result)
-        if result["best"] is not None:  # the winner, as the ImageNet trial's --arch reads it
-            write_output(args.output / "arch.json", result["best"]["arch"])
-        print(f"wrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] is not None else ""))
+        write_winner(args.output, result)
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from nni_asenas.cli import predictor as predictor_cli
 from nni_asenas.cli.options import add_method_options, flag_errors, method_config, read_init, warn_about_random_start
-from nni_asenas.cli.outputs import prepare_output_dir, write_output
+from nni_asenas.cli.outputs import prepare_output_dir, query_progress, write_output, write_winner
 from nni_asenas.config import check_seed
 from nni_asenas.errors import UsageError
 from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, load_table, normalize_dataset
@@ -181,41 +181,20 @@ def _run_mobilenet(args: argparse.Namespace) -> int:
             args.supernet, args.data, calib_images=args.calib_images, batch_size=args.eval_batch_size,
             workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
     warn_about_random_start(args.config, args.max_queries)  # after the supernet and data checks
-    progress = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=args.max_queries, unit="query", desc="best -", file=sys.stderr, leave=False,
-                        bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} queries [{elapsed}<{remaining}]")
-
-    def on_query(entry: dict[str, Any]) -> None:
-        assert progress is not None
-        best = entry["best_top1"]
-        progress.set_description(f"query {entry['query']} best {best:.2f}" if best is not None else "best -",
-                                 refresh=False)
-        progress.update(1)
-
     facts = {"supernet": str(args.supernet), "supernet_epoch": meta["epoch"], "data": str(args.data),
              "calibration_images": evaluator.calibration_images, "evaluation_images": evaluator.evaluation_images,
              "device": str(evaluator.device), "img_size": meta["img_size"]}
-    try:
-        with flag_errors(MOBILENET_FLAGS):
-            result = run_supernet_search(
-                evaluator, max_queries=args.max_queries, seed=args.seed, max_madds=args.max_madds,
-                madds_resolution=args.madds_resolution, width_mult=supernet.width_mult,
-                num_classes=supernet.num_classes, initial_architectures=initial, config=args.config,
-                on_query=on_query if progress else None, evaluator=facts)
-    finally:
-        if progress is not None:
-            progress.close()
+    with flag_errors(MOBILENET_FLAGS), query_progress(args.max_queries, not args.no_progress) as on_query:
+        result = run_supernet_search(
+            evaluator, max_queries=args.max_queries, seed=args.seed, max_madds=args.max_madds,
+            madds_resolution=args.madds_resolution, width_mult=supernet.width_mult,
+            num_classes=supernet.num_classes, initial_architectures=initial, config=args.config,
+            on_query=on_query, evaluator=facts)
     result["evaluator"]["seconds_per_query"] = evaluator.seconds_per_query()
-    if args.output is not None:
-        write_output(args.output / "result.json", result)
-        if result["best"] is not None:
-            write_output(args.output / "arch.json", result["best"]["arch"])
     print(mobilenet_summary_table(result))
     if args.output is not None:
-        print(f"\nwrote {args.output / 'result.json'}" + (" and arch.json" if result["best"] else ""))
+        print()
+        write_winner(args.output, result)
     return 0
 
 
