@@ -28,7 +28,7 @@ from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
 from nni_asenas.imagenet.space import canonical_arch
 from nni_asenas.imagenet.space import decisions as mobilenet_decisions
 
-STRATEGIES = ("asenas", "asenas-paper", "optuna-tpe-mv", "random")
+STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "random")
 MAX_MADDS = 600e6
 
 
@@ -48,8 +48,11 @@ class Objective:
     def __call__(self, arch: dict[str, Any]) -> float:
         key = tuple(canonical_arch(arch).values())
         if key not in self.cache:
-            self.cache[key] = 100.0 * self.predictor.predict_one(arch)
-            self.scores.append(self.cache[key])
+            value = 100.0 * self.predictor.predict_one(arch)
+            if self.done:  # past the budget: neither counted nor remembered
+                return value
+            self.cache[key] = value
+            self.scores.append(value)
         return self.cache[key]
 
 
@@ -70,6 +73,62 @@ def run_random(objective: Objective, decisions: dict[str, list[int]], seed: int)
         arch = {label: options[int(rng.integers(len(options)))] for label, options in decisions.items()}
         if objective.within(arch):
             objective(arch)
+
+
+def run_ofa_evolution(objective: Objective, decisions: dict[str, list[int]], seed: int) -> None:
+    """OFA's evolutionary finder, written from its published algorithm and settings: a population of 100 feasible
+    random architectures; each generation keeps the best 25 % as parents and breeds the rest of the population,
+    half by mutation (each block's kernel and expand ratio together, and each stage's depth, resampled with
+    probability 0.1) and half by crossover (every decision from one of two random parents), redrawing children over
+    the limit."""
+    rng = np.random.default_rng(seed)
+    population_size, parents_share, mutation_share, mutate_probability = 100, 0.25, 0.5, 0.1
+    labels = list(decisions)
+    stages = sorted({label.split("_")[0] for label in labels})
+
+    def feasible(draw: Callable[[], dict[str, int]]) -> dict[str, int]:
+        for _ in range(10_000):
+            arch = draw()
+            if objective.within(arch):
+                return arch
+        raise RuntimeError("no feasible architecture in 10000 draws")
+
+    def random_arch() -> dict[str, int]:
+        return {label: options[int(rng.integers(len(options)))] for label, options in decisions.items()}
+
+    def mutate(parent: dict[str, int]) -> dict[str, int]:
+        child = dict(parent)
+        for label in labels:
+            if label.endswith("_kernel") and rng.random() < mutate_probability:  # kernel and expand together
+                block = label.removesuffix("_kernel")
+                for part in ("kernel", "expand"):
+                    options = decisions[f"{block}_{part}"]
+                    child[f"{block}_{part}"] = options[int(rng.integers(len(options)))]
+        for stage in stages:
+            if rng.random() < mutate_probability:
+                options = decisions[f"{stage}_depth"]
+                child[f"{stage}_depth"] = options[int(rng.integers(len(options)))]
+        return child
+
+    def crossover(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        return {label: (a if rng.random() < 0.5 else b)[label] for label in labels}
+
+    population = [feasible(random_arch) for _ in range(population_size)]
+    scores = [objective(arch) for arch in population]
+    n_parents, n_mutated = int(population_size * parents_share), int(population_size * mutation_share)
+    generations = 0
+    while not objective.done and generations < 10 * objective.queries:
+        generations += 1
+        order = np.argsort(scores)[::-1][:n_parents]
+        parents = [population[int(i)] for i in order]
+
+        def pick(parents: list[dict[str, int]] = parents) -> dict[str, int]:
+            return parents[int(rng.integers(len(parents)))]
+
+        children = [feasible(lambda: mutate(pick())) for _ in range(n_mutated)]
+        children += [feasible(lambda: crossover(pick(), pick())) for _ in range(population_size - n_parents - n_mutated)]
+        population = parents + children
+        scores = [scores[int(i)] for i in order] + [objective(arch) for arch in children]
 
 
 def run_optuna(objective: Objective, decisions: dict[str, list[int]], seed: int) -> None:
@@ -96,6 +155,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-9", help="first-last (default: %(default)s)")
     parser.add_argument("--queries", default="100,300", help="budgets, comma-separated (default: %(default)s)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--reach-at", type=int, help="the budget whose ASE-NAS result OFA's finder is timed to reach "
+                        "(default: the largest)")
     parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -108,10 +169,12 @@ def main() -> None:
     runners: dict[str, Callable[[Objective, int], None]] = {
         "asenas": lambda objective, seed: run_asenas(objective, decisions, seed, "default"),
         "asenas-paper": lambda objective, seed: run_asenas(objective, decisions, seed, "paper"),
+        "ofa-evolution": lambda objective, seed: run_ofa_evolution(objective, decisions, seed),
         "optuna-tpe-mv": lambda objective, seed: run_optuna(objective, decisions, seed),
         "random": lambda objective, seed: run_random(objective, decisions, seed),
     }
     best: dict[str, dict[int, list[float]]] = {s: {q: [] for q in budgets} for s in strategies}
+    curves: dict[str, list[list[float]]] = {s: [] for s in strategies}
     seconds: dict[str, list[float]] = {s: [] for s in strategies}
     for seed in seeds:
         for strategy in strategies:
@@ -121,6 +184,7 @@ def main() -> None:
             seconds[strategy].append(time.perf_counter() - tick)
             for q in budgets:
                 best[strategy][q].append(max(objective.scores[:q]))
+            curves[strategy].append(list(np.maximum.accumulate(objective.scores)))
         print(f"seed {seed}: " + ", ".join(f"{s} {best[s][budgets[-1]][-1]:.3f}" for s in strategies), flush=True)
     report: dict[str, Any] = {"max_madds": MAX_MADDS, "seeds": args.seeds, "budgets": budgets, "results": {}}
     for q in budgets:
@@ -140,6 +204,19 @@ def main() -> None:
             delta = "-" if not versus else f"{versus['delta']:+.3f} (p={versus['p']:.2g})"
             lines.append(f"| {strategy} | {stats['mean']:.3f} {ci} | {delta} | {np.mean(seconds[strategy]):.1f} |")
         print("\n".join(lines) + "\n")
+    if "asenas" in curves and "ofa-evolution" in curves:
+        # how many queries OFA's finder needs to reach what ASE-NAS found by the last budget, seed by seed
+        reach = []
+        reach_at = args.reach_at or budgets[-1]
+        for target, curve in zip(best["asenas"][reach_at], curves["ofa-evolution"]):
+            hits = [i + 1 for i, value in enumerate(curve) if value >= target]
+            reach.append(hits[0] if hits else None)
+        reached = [r for r in reach if r is not None]
+        report["ofa_evolution_queries_to_reach_asenas"] = reach
+        report["reach_at"] = reach_at
+        print(f"OFA's finder reached ASE-NAS's best at {reach_at} queries in {len(reached)} of {len(reach)} runs"
+              + (f" (median {int(np.median(reached))} queries)" if reached else "")
+              + f" within {budgets[-1]} queries")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=1)
