@@ -23,7 +23,8 @@ import numpy as np
 
 from nni_asenas.comparison.harness import compare, describe_stats
 from nni_asenas.core.searcher import AseNasSearcher
-from nni_asenas.imagenet.limits import madds_constraint
+from nni_asenas.imagenet.limits import latency_constraint, madds_constraint
+from nni_asenas.imagenet.ofa_latency import OfaLatencyTable
 from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
 from nni_asenas.imagenet.space import canonical_arch
 from nni_asenas.imagenet.space import decisions as mobilenet_decisions
@@ -33,11 +34,11 @@ MAX_MADDS = 600e6
 
 
 class Objective:
-    """Predicted top-1 (percent) of distinct networks within the limit, counted once each, up to ``queries``."""
+    """Predicted top-1 (percent) of distinct networks within the limits, counted once each, up to ``queries``."""
 
-    def __init__(self, predictor: OfaAccuracyPredictor, queries: int) -> None:
+    def __init__(self, predictor: OfaAccuracyPredictor, queries: int, within: Callable[[dict[str, Any]], bool]) -> None:
         self.predictor, self.queries = predictor, queries
-        self.within = madds_constraint(MAX_MADDS)
+        self.within = within
         self.cache: dict[tuple[int, ...], float] = {}
         self.scores: list[float] = []
 
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-9", help="first-last (default: %(default)s)")
     parser.add_argument("--queries", default="100,300", help="budgets, comma-separated (default: %(default)s)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--max-madds", type=float, default=MAX_MADDS, help="MAdds limit at 224 px (default 600e6)")
+    parser.add_argument("--max-latency-ms", type=float, help="also a Note10 latency limit (tables in OFA_FILES/note10)")
     parser.add_argument("--reach-at", type=int, help="the budget whose ASE-NAS result OFA's finder is timed to reach "
                         "(default: the largest)")
     parser.add_argument("--json", help="write every run's numbers here")
@@ -165,6 +168,15 @@ def main() -> None:
     budgets = sorted(int(q) for q in args.queries.split(","))
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     predictor = OfaAccuracyPredictor.from_file(f"{args.ofa_files}/acc_predictor.pth")
+    within_madds = madds_constraint(args.max_madds)
+    limit = f"<= {args.max_madds / 1e6:.0f} M MAdds"
+    within = within_madds
+    if args.max_latency_ms is not None:
+        within_latency = latency_constraint(OfaLatencyTable(f"{args.ofa_files}/note10"), args.max_latency_ms)
+        limit += f" and <= {args.max_latency_ms:g} ms on the Note10"
+
+        def within(arch: dict[str, Any]) -> bool:
+            return within_madds(arch) and within_latency(arch)
     decisions = mobilenet_decisions()
     runners: dict[str, Callable[[Objective, int], None]] = {
         "asenas": lambda objective, seed: run_asenas(objective, decisions, seed, "default"),
@@ -178,7 +190,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {s: [] for s in strategies}
     for seed in seeds:
         for strategy in strategies:
-            objective = Objective(predictor, budgets[-1])
+            objective = Objective(predictor, budgets[-1], within)
             tick = time.perf_counter()
             runners[strategy](objective, seed)
             seconds[strategy].append(time.perf_counter() - tick)
@@ -186,10 +198,10 @@ def main() -> None:
                 best[strategy][q].append(max(objective.scores[:q]))
             curves[strategy].append(list(np.maximum.accumulate(objective.scores)))
         print(f"seed {seed}: " + ", ".join(f"{s} {best[s][budgets[-1]][-1]:.3f}" for s in strategies), flush=True)
-    report: dict[str, Any] = {"max_madds": MAX_MADDS, "seeds": args.seeds, "budgets": budgets, "results": {}}
+    report: dict[str, Any] = {"max_madds": args.max_madds, "max_latency_ms": args.max_latency_ms, "seeds": args.seeds, "budgets": budgets, "results": {}}
     for q in budgets:
         reference = max(max(best[s][q]) for s in strategies)
-        lines = [f"OFA predictor, <= 600 M MAdds at 224 px, {q} queries, seeds {args.seeds} (regret against "
+        lines = [f"OFA predictor, {limit} at 224 px, {q} queries, seeds {args.seeds} (regret against "
                  f"{reference:.3f} % top-1, the best any run found)", "",
                  "| strategy | regret mean [95 % CI] (points) | vs asenas: Δ (Welch p) | s/run |", "|---|---|---|---|"]
         report["results"][str(q)] = {"reference": reference, "strategies": {}}
