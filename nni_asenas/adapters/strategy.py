@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from nni.mutable import SampleValidationError
 from nni.nas.execution import ExecutionEngine, Middleware, TrainingServiceExecutionEngine
@@ -69,6 +69,11 @@ class AseNas(Strategy):
         NNI samples (``{label: value}``, e.g. from ``export_top_models(formatter='dict')`` of an earlier search)
         to start the candidate set from (ASE-NAS+); random architectures fill up the start to ``n_initial`` (at
         least ``k``) results.
+    canonical
+        ``sample -> sample``: the one form of the samples that build the same network, so that none is submitted
+        twice under two names (for :class:`~nni_asenas.imagenet.nni_space.MobileNetLikeSpace`,
+        :func:`~nni_asenas.imagenet.space.canonical_arch`: blocks beyond a stage's depth are not built). It sees the
+        strategy's decisions, which for a space of plain ``Categorical`` choices are the sample's labels.
     seed
         Seeds every random choice of the search (0 .. 2**32 - 1).
     """
@@ -78,10 +83,12 @@ class AseNas(Strategy):
         config: AseNasConfig | str | None = None,
         *,
         initial_architectures: Sequence[Mapping[str, Any]] = (),
+        canonical: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
         seed: int = 0,
         **settings: Any,
     ) -> None:
         super().__init__()
+        self.canonical = canonical
         self.config = resolve_config(config, **settings)
         self.seed = check_seed(seed, "AseNas seed")
         for i, sample in enumerate(initial_architectures):
@@ -120,7 +127,8 @@ class AseNas(Strategy):
             except UsageError as exc:
                 raise UsageError(f"initial_architectures[{i}]: {exc}") from None
         self._searcher = AseNasSearcher(
-            self._codec.decisions, self.config, initial_architectures=initial, constraint=self._is_valid, seed=self.seed,
+            self._codec.decisions, self.config, initial_architectures=initial, constraint=self._is_valid,
+            canonical=self.canonical, seed=self.seed,
         )
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)

@@ -243,7 +243,7 @@ def test_nni_hub_spaces_have_only_encodable_decisions(hub_space, nni_mutable):
 
 # --------------------------------------------------------------------------------------- searched by AseNas (NNI)
 
-def search_with_asenas(space, score, max_models: int) -> list:
+def search_with_asenas(space, score, max_models: int, **options) -> list:
     """Run AseNas with an evaluator that scores each built network by ``score(network)`` (no training)."""
     import nni
     from nni.nas.evaluator import FunctionalEvaluator
@@ -256,7 +256,7 @@ def search_with_asenas(space, score, max_models: int) -> list:
         nni.report_final_result(float(score(network)))
 
     engine = SequentialExecutionEngine(max_model_count=max_models)
-    AseNas(seed=0, k=2)(RawFormatModelSpace.from_model(space, FunctionalEvaluator(evaluate)), engine)
+    AseNas(seed=0, k=2, **options)(RawFormatModelSpace.from_model(space, FunctionalEvaluator(evaluate)), engine)
     return list(engine.list_models())
 
 
@@ -267,6 +267,16 @@ def test_asenas_pushed_towards_more_madds_never_submits_an_over_budget_network(n
     madds = [count_madds(model.sample) for model in models]
     assert len(madds) == 12 and max(madds) <= budget
     assert all(model.metrics.final == pytest.approx(m) for model, m in zip(models, madds))
+
+
+def test_with_canonical_asenas_submits_each_network_once(nni_mutable):
+    from nni_asenas.imagenet.space import canonical_arch
+
+    models = search_with_asenas(MobileNetLikeSpace(max_madds=None, width_mult=0.25, num_classes=3),
+                                lambda network: count_madds(network.net.arch), max_models=60, canonical=canonical_arch)
+    networks = [json.dumps(canonical_arch(model.sample), sort_keys=True) for model in models]
+    assert len(networks) == 60 and len(set(networks)) == 60
+    assert all(canonical_arch(model.sample) == dict(model.sample) for model in models)
 
 
 def test_asenas_searches_the_nni_hub_spaces(hub_space):
