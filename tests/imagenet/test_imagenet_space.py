@@ -269,13 +269,15 @@ def test_asenas_pushed_towards_more_madds_never_submits_an_over_budget_network(n
     assert all(model.metrics.final == pytest.approx(m) for model, m in zip(models, madds))
 
 
-def test_with_canonical_asenas_submits_each_network_once(nni_mutable):
+@pytest.mark.parametrize("n_models", [60, pytest.param(1000, marks=pytest.mark.slow)])
+def test_with_canonical_asenas_submits_each_network_once(nni_mutable, n_models):
     from nni_asenas.imagenet.space import canonical_arch
 
     models = search_with_asenas(MobileNetLikeSpace(max_madds=None, width_mult=0.25, num_classes=3),
-                                lambda network: count_madds(network.net.arch), max_models=60, canonical=canonical_arch)
+                                lambda network: count_madds(network.net.arch), max_models=n_models,
+                                canonical=canonical_arch)
     networks = [json.dumps(canonical_arch(model.sample), sort_keys=True) for model in models]
-    assert len(networks) == 60 and len(set(networks)) == 60
+    assert len(networks) == n_models and len(set(networks)) == n_models
     assert all(canonical_arch(model.sample) == dict(model.sample) for model in models)
 
 
