@@ -97,6 +97,10 @@ class TrialLedger(Generic[Key]):
     def open_trials(self) -> list[Trial]:
         return list(self._open.values())
 
+    def open_items(self) -> list[tuple[Key, Trial]]:
+        """``(key, trial)`` of the open trials, in submission order."""
+        return list(self._open.items())
+
     @property
     def running(self) -> int:
         """Trials whose run has not ended (with or without a result)."""
@@ -175,9 +179,23 @@ class TrialLedger(Generic[Key]):
         back), or None."""
         return self._awaited.pop(_arch_key(arch), None)
 
+    def awaits(self, arch: Mapping[str, Any]) -> bool:
+        """Whether an unanswered proposal of a resumed state has this architecture."""
+        return _arch_key(arch) in self._awaited
+
     @property
     def awaited(self) -> list[int]:
         return sorted(self._awaited.values())
+
+    def resubmit_awaited(self, proposal_ids: Iterable[int]) -> list[int]:
+        """Stop awaiting these proposals of a resumed state (nothing will run them) and queue them for resubmission
+        after the queue, in proposal order; the ids that were awaited, sorted."""
+        wanted = set(proposal_ids)
+        moved = sorted((pid, key) for key, pid in self._awaited.items() if pid in wanted)
+        for pid, key in moved:
+            del self._awaited[key]
+            self._resubmit.append((pid, json.loads(key)))
+        return [pid for pid, _ in moved]
 
     def forget_awaited(self) -> None:
         """Drop the unanswered proposals of a resumed state (their searcher is gone: the search space changed)."""

@@ -5,8 +5,11 @@ to searcher proposals, final metrics become scores, failed trials become failure
 observations, and a stop rule (queries and/or seconds) ends the search with :class:`nni.NoMoreTrialError`.
 
 After every proposal and result the tuner saves its state to NNI's checkpoint directory, and ``nnictl resume``
-continues that exact search: trials that were running are re-run by NNI and their results reach the proposals that
-made them. NNI 3.0's local training service may list a trial with another trial's parameters when several start at
+continues that exact search, also after a crash (manager and dispatcher killed): trials that were running are re-run
+by NNI and their results reach the proposals that made them exactly once, including results that arrive before the
+resumed tuner is ready; new parameter ids never repeat earlier ones; proposals NNI never turned into trials are
+proposed again (NNI's dispatcher needs three fixes for this, in memory: :mod:`nni_asenas.nni_tools.dispatcher`); a
+trial that reports again what the tuner recorded already is not counted twice. NNI 3.0's local training service may list a trial with another trial's parameters when several start at
 once (microsoft/nni#5726), so the trial listing NNI imports on resume can pair parameters and metrics wrongly; the
 tuner's own records are right (a metric carries the parameter id its trial really ran), so imported entries of
 trials the tuner has already recorded are skipped. ``nni-asenas nni-patch apply`` fixes that listing in NNI itself
@@ -53,7 +56,7 @@ __all__ = ["AseNasTuner", "parse_search_space", "read_metric", "upgrade_state"]
 _logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "asenas_tuner.pt"
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 
 _CHOICE_VALUE_TYPES = (str, int, float, bool)
 
@@ -199,6 +202,9 @@ class AseNasTuner(Tuner):
         self._ledger: TrialLedger[int] = TrialLedger()  # trials keyed by parameter id, the searcher that proposed them as token
         self._trial_jobs: set[str] = set()  # NNI trial job ids whose result is recorded
         self._waiting_imports: list[Mapping[str, Any]] = []  # imported before the search space arrived
+        self._waiting_results: list[tuple[int, Mapping[str, Any], Any, dict[str, Any]]] = []  # likewise, results
+        self._awaited_parameters: dict[int, int] = {}  # resumed proposal id -> the parameter id NNI ran it under
+        self._last_parameter_id: int | None = None  # the largest parameter id NNI ever asked for or reported
         self._restored: Mapping[str, Any] | None = None  # a loaded checkpoint, applied once the search space is known
         self._n_queries = 0  # results recorded: successes, failures, imports
         self._seconds = 0.0
@@ -226,10 +232,14 @@ class AseNasTuner(Tuner):
             waiting, self._waiting_imports = self._waiting_imports, []
             if waiting:
                 self._import(waiting)
+            results, self._waiting_results = self._waiting_results, []
+            for parameter_id, parameters, value, kwargs in results:
+                self.receive_trial_result(parameter_id, parameters, value, **kwargs)
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
         with self._lock:
             searcher = self._require_searcher()
+            self._saw_parameter_id(parameter_id)
             self._fail_overdue()
             reason = self._stop_reason()
             retry = self._ledger.take_resubmission() if reason is None else None
@@ -257,6 +267,9 @@ class AseNasTuner(Tuner):
 
     def receive_trial_result(self, parameter_id: int, parameters: Mapping[str, Any], value: Any, **kwargs: Any) -> None:
         with self._lock:
+            if self._searcher is None:  # a re-run trial of a resumed experiment, done before the space arrived
+                self._waiting_results.append((parameter_id, dict(parameters), value, dict(kwargs)))
+                return
             value = _decode(value)
             problem = data_error(value)
             if problem is not None:
@@ -268,9 +281,11 @@ class AseNasTuner(Tuner):
                                 "counted as a failed trial", parameter_id, describe_metric(value))
             if kwargs.get("trial_job_id"):
                 self._trial_jobs.add(str(kwargs["trial_job_id"]))
+            self._saw_parameter_id(parameter_id)
             trial = self._ledger.record_result(parameter_id)
             if trial is None:
-                _logger.warning("result for unknown parameter %d recorded as an observation", parameter_id)
+                if not self._ledger.awaits(parameters):  # else: a trial NNI re-ran after `nnictl resume`
+                    _logger.warning("result for unknown parameter %d recorded as an observation", parameter_id)
                 self._record(parameters, self._signed(score), seconds)
             else:
                 self._finish(parameter_id, trial, self._signed(score), seconds)
@@ -301,6 +316,20 @@ class AseNasTuner(Tuner):
             self._finish(parameter_id, trial, None, None)
             self.save_checkpoint()
 
+    def resumed_trials(self, parameter_ids: Sequence[int]) -> None:
+        """The parameter ids of the trials NNI re-runs after ``nnictl resume`` (told by the dispatcher fix of
+        :mod:`nni_asenas.nni_tools.dispatcher`, after NNI imported the trials that finished). A proposal still awaited
+        under another id never became a trial NNI runs (the crash came between proposing and starting it): it is
+        proposed again, first."""
+        with self._lock:
+            rerun = {int(pid) for pid in parameter_ids}
+            never = [prop for prop, pid in self._awaited_parameters.items() if pid not in rerun]
+            for proposal_id in self._ledger.resubmit_awaited(never):
+                _logger.info("proposal %d (parameter %d) was never started before the experiment stopped: proposed "
+                             "again", proposal_id, self._awaited_parameters.pop(proposal_id))
+            if never:
+                self.save_checkpoint()
+
     def import_data(self, data: Sequence[Mapping[str, Any]]) -> None:
         """Earlier trials (``[{"parameter": {...}, "value": metric}, ...]``), e.g. of the experiment being resumed:
         they are never proposed again and may enter the candidate set."""
@@ -321,6 +350,10 @@ class AseNasTuner(Tuner):
                 "decisions": self._decisions,
                 "searcher": searcher.state_dict(),
                 "ledger": self._ledger.state_dict(keep=lambda trial: trial.token is searcher),
+                "parameter_ids": sorted(
+                    [[trial.proposal_id, key] for key, trial in self._ledger.open_items() if trial.token is searcher]
+                    + [[proposal_id, key] for proposal_id, key in self._awaited_parameters.items()]),
+                "last_parameter_id": self._last_parameter_id,
                 "n_queries": self._n_queries,
                 "seconds": self._seconds,
                 "trial_jobs": sorted(self._trial_jobs),
@@ -358,7 +391,17 @@ class AseNasTuner(Tuner):
             return
         import torch
 
-        self.load_state_dict(torch.load(path, weights_only=False))
+        from nni_asenas.nni_tools.dispatcher import continue_parameter_ids, expect_results_of
+
+        state = upgrade_state(torch.load(path, weights_only=False))
+        self.load_state_dict(state)
+        try:
+            archs = {int(pid): arch for pid, arch in state["ledger"]["unanswered"]}
+            expect_results_of({int(key): archs[int(pid)] for pid, key in state["parameter_ids"] if int(pid) in archs})
+            last = state["last_parameter_id"]
+            continue_parameter_ids(None if last is None else int(last))
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged state is reported when the search space arrives and the state is applied
         _logger.info("resuming the search saved in %s", path)
 
     def _apply_state(self, state: Mapping[str, Any]) -> None:
@@ -370,6 +413,9 @@ class AseNasTuner(Tuner):
             n_queries, seconds = int(state["n_queries"]), float(state["seconds"])
             trial_jobs = set(state["trial_jobs"])
             ledger.load_state_dict(state["ledger"], resubmit_unanswered=False)  # NNI re-runs them: await results
+            awaited = set(ledger.awaited)
+            parameters = {int(pid): int(key) for pid, key in state["parameter_ids"] if int(pid) in awaited}
+            last_id = None if state["last_parameter_id"] is None else int(state["last_parameter_id"])
             searcher_state = state["searcher"]
         except KeyError as exc:
             raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
@@ -377,7 +423,9 @@ class AseNasTuner(Tuner):
             raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
         self._require_searcher().load_state_dict(searcher_state)  # checks first, changes nothing when it raises
         self._n_queries, self._seconds = n_queries, seconds
-        self._trial_jobs, self._ledger = trial_jobs, ledger
+        self._trial_jobs, self._ledger, self._awaited_parameters = trial_jobs, ledger, parameters
+        if last_id is not None:
+            self._saw_parameter_id(last_id)
         if ledger.awaited:
             _logger.info("proposals %s were running when the experiment stopped; waiting for their results",
                          ledger.awaited)
@@ -423,6 +471,10 @@ class AseNasTuner(Tuner):
             raise RuntimeError("AseNasTuner: parameters requested before the search space was set")
         return self._searcher
 
+    def _saw_parameter_id(self, parameter_id: int) -> None:
+        if self._last_parameter_id is None or parameter_id > self._last_parameter_id:
+            self._last_parameter_id = int(parameter_id)
+
     def _fail_overdue(self) -> None:
         for parameter_id, trial in self._ledger.expire(self.result_grace_seconds):
             _logger.warning("parameter %d succeeded but reported no final result: counted as failed", parameter_id)
@@ -433,7 +485,7 @@ class AseNasTuner(Tuner):
             errors = self._ledger.data_errors
             return (f"{len(errors)} trials in a row stopped on their data, not their architecture (last: "
                     f"{errors[-1]}); fix the data, then `nnictl resume` the experiment")
-        running = len(self._ledger.open_trials)
+        running = len(self._ledger.open_trials) + len(self._ledger.awaited)  # awaited: NNI re-runs them
         if self.max_queries is not None and self._n_queries + running >= self.max_queries:
             return f"max_queries={self.max_queries} reached ({self._n_queries} done, {running} running)"
         if self.budget_seconds is not None and self._seconds >= self.budget_seconds:
@@ -480,6 +532,7 @@ class AseNasTuner(Tuner):
         """A result from outside this run's proposals: an orphaned proposal's, else an observation. True if new."""
         proposal_id = self._ledger.claim(params)
         if proposal_id is not None:
+            self._awaited_parameters.pop(proposal_id, None)
             self._require_searcher().tell(proposal_id, score)
             self._count(seconds or 0.0)
             _logger.info("proposal %d (running when the experiment stopped): %s", proposal_id,
@@ -580,19 +633,24 @@ def _load_constraint(spec: str | None, kwargs: Mapping[str, Any] | None) -> Call
 
 
 def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved :class:`AseNasTuner` state as version 2: version 1's ``running`` proposals (awaited on resume) and
-    ``retry`` queue (absent in its first checkpoints) become the trial ledger's. The searcher's state inside is
-    upgraded by the searcher itself. :class:`ValueError` for an unknown version or a damaged version-1 state."""
-    if saved_version(state, "AseNasTuner", (1, _STATE_VERSION)) == _STATE_VERSION:
+    """A saved :class:`AseNasTuner` state as version 3. Version 1's ``running`` proposals (awaited on resume) and
+    ``retry`` queue (absent in its first checkpoints) become version 2's trial ledger; version 3 adds the parameter
+    id of each unanswered proposal (``parameter_ids``, empty for older states: their proposals are awaited as before)
+    and the last parameter id NNI asked for (``last_parameter_id``, None for older states).
+    The searcher's state inside is upgraded by the searcher itself. :class:`ValueError` for an unknown version or a
+    damaged older state."""
+    version = saved_version(state, "AseNasTuner", (1, 2, _STATE_VERSION))
+    if version == _STATE_VERSION:
         return dict(state)
     upgraded = {key: value for key, value in state.items() if key not in ("running", "retry")}
-    try:
-        running = [[int(pid), dict(arch)] for pid, arch in state["running"]]
-        retry = [[int(pid), dict(arch)] for pid, arch in state.get("retry", [])]
-    except KeyError as exc:
-        raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
-    upgraded.update(version=_STATE_VERSION, ledger={"version": LEDGER_STATE_VERSION, "unanswered": running,
-                                                    "resubmit": retry})
+    if version == 1:
+        try:
+            running = [[int(pid), dict(arch)] for pid, arch in state["running"]]
+            retry = [[int(pid), dict(arch)] for pid, arch in state.get("retry", [])]
+        except KeyError as exc:
+            raise ValueError(f"the saved AseNasTuner state has no {exc.args[0]!r} entry") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the saved AseNasTuner state is damaged ({exc})") from None
+        upgraded["ledger"] = {"version": LEDGER_STATE_VERSION, "unanswered": running, "resubmit": retry}
+    upgraded.update(version=_STATE_VERSION, parameter_ids=[], last_parameter_id=None)
     return upgraded

@@ -329,6 +329,41 @@ def test_checkpoint_resume_continues_the_exact_search(tmp_path: Path, monkeypatc
     assert resumed.searcher.best == original.searcher.best
 
 
+def test_a_crash_resume_through_nnis_dispatcher_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a crash: a re-run trial reporting before NNI lists it reaches the tuner, new parameter ids continue past
+    every earlier one, and a proposal NNI never started is proposed again (nni_asenas.nni_tools.dispatcher)."""
+    from nni.runtime import msg_dispatcher
+
+    monkeypatch.setenv("NNI_CHECKPOINT_DIRECTORY", str(tmp_path))
+    monkeypatch.setattr(msg_dispatcher, "_trial_params", {})
+    monkeypatch.setattr(msg_dispatcher, "_next_parameter_id", 0)
+    monkeypatch.setattr(msg_dispatcher.MsgDispatcher, "handle_add_customized_trial",
+                        msg_dispatcher.MsgDispatcher.handle_add_customized_trial)
+    original = make_tuner(seed=3)
+    params = generate(original, range(6))
+    for pid in range(4):
+        original.receive_trial_result(pid, params[pid], metric(params[pid]), trial_job_id=f"job{pid}")
+    # the crash: 4 was running, 5 was proposed but never started
+
+    resumed = AseNasTuner(seed=3)
+    dispatcher = msg_dispatcher.MsgDispatcher("ws://_unittest_", resumed)
+    resumed.load_checkpoint()
+    assert msg_dispatcher._next_parameter_id == 6
+    resumed.update_search_space(NB201_SPACE)  # what the dispatcher's Initialize does
+    # NNI re-runs 4 at once: its metric arrives before the manager lists the re-run trials
+    dispatcher.handle_report_metric_data({"parameter_id": 4, "type": "FINAL", "trial_job_id": "job4",
+                                          "value": nni.dump(metric(params[4]))})
+    assert resumed.n_queries == 5 and resumed.searcher.history[-1].arch == params[4]
+    early = dispatcher.tuner.generate_parameters(msg_dispatcher._create_parameter_id())  # a request before the list
+    dispatcher.handle_add_customized_trial([{"parameter_id": 4, "parameter_source": "resumed",
+                                             "parameters": params[4], "parameter_index": 0}])
+    assert msg_dispatcher._next_parameter_id == 7  # not back to 5
+    assert resumed.generate_parameters(msg_dispatcher._create_parameter_id()) == params[5]  # 5 again, first
+    assert early not in (params[4], params[5])
+    unanswered = resumed.state_dict()["ledger"]["unanswered"]  # both running now, nothing else awaited
+    assert sorted(key(arch) for _, arch in unanswered) == sorted([key(early), key(params[5])])
+
+
 def test_without_checkpoint_a_resume_imports_earlier_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNI_CHECKPOINT_DIRECTORY", str(tmp_path))
     tuner = AseNasTuner(seed=0)
@@ -383,7 +418,7 @@ def test_a_version_1_checkpoint_of_0_2_continues_its_search() -> None:
     saved = v1_states.load()["tuner"]
     assert saved["state"]["version"] == 1
     upgraded = upgrade_state(saved["state"])
-    assert upgraded["version"] == 2 and "running" not in upgraded and "retry" not in upgraded
+    assert upgraded["version"] == 3 and "running" not in upgraded and "retry" not in upgraded
     assert upgraded["ledger"]["unanswered"] == [[pid, arch] for pid, arch in saved["state"]["running"]]
     tuner = AseNasTuner(**v1_states.TUNER_SETTINGS)
     tuner.update_search_space(v1_states.NNI_SPACE)
@@ -396,9 +431,9 @@ def test_a_version_1_checkpoint_of_0_2_continues_its_search() -> None:
         tuner.receive_trial_result(pid, params, v1_states.score(params))
     assert continued[0] == saved["next"][0] and tuner.n_queries == saved["n_queries"]
     assert len({json.dumps(params, sort_keys=True) for params in continued}) == len(continued)
-    assert tuner.state_dict()["version"] == 2
-    with pytest.raises(ValueError, match="unsupported AseNasTuner state version 3"):
-        tuner.load_state_dict({**saved["state"], "version": 3})
+    assert tuner.state_dict()["version"] == 3
+    with pytest.raises(ValueError, match="unsupported AseNasTuner state version 4"):
+        tuner.load_state_dict({**saved["state"], "version": 4})
 
 
 def test_the_deprecated_steps_class_arg_warns_from_the_callers_line() -> None:
