@@ -65,13 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def measure_training(args: argparse.Namespace, device: torch.device, supernet: MobileNetSupernet,
                      amp: torch.dtype | None, memory_format: torch.memory_format) -> dict[str, Any]:
-    train_args = argparse.Namespace(sampling=args.sampling, random_subnets=args.random_subnets, distill=True,
-                                    label_smoothing=0.1, weight_decay=3e-5, momentum=0.9, opt="sgd")
     env = ProcessEnv(rank=0, world=1, local_rank=0, local_world=1, device=device)
     sampler = SubnetSampler(seed=args.seed, width_mult=args.width_mult, num_classes=args.num_classes)
-    run = SupernetRun(supernet, build_optimizer(supernet, train_args, 0.1),
-                      torch.amp.GradScaler(device.type, enabled=False), sampler, amp, memory_format, env,
-                      total_steps=args.steps + args.warmup, warmup_steps=0, base_lr=0.1)
+    optimizer = build_optimizer(supernet, opt="sgd", lr=0.1, momentum=0.9, weight_decay=3e-5)
+    run = SupernetRun(supernet=supernet, sampler=sampler, optimizer=optimizer,
+                      scaler=torch.amp.GradScaler(device.type, enabled=False), amp=amp, memory_format=memory_format,
+                      env=env, total_steps=args.steps + args.warmup, warmup_steps=0, base_lr=0.1)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     images = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=generator)
     images = images.to(device).contiguous(memory_format=memory_format)
@@ -87,7 +86,7 @@ def measure_training(args: argparse.Namespace, device: torch.device, supernet: M
             start = time.perf_counter()
             passes = 0
         archs = step_archs(sampler, step, sampling=args.sampling, random_subnets=args.random_subnets)
-        train_step(run, images, targets, archs, train_args, parameters)
+        train_step(run, images, targets, archs, parameters, distill=args.sampling == "sandwich", label_smoothing=0.1)
         passes += len(archs)
     _synchronize(device)
     seconds = time.perf_counter() - start

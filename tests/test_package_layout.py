@@ -64,7 +64,7 @@ ALLOWED = {
     "imagenet": {"search", "core", "nni_tools", "config", "errors", "threads"},
     "adapters": {"nasbench", "search", "core", "nni_tools", "config", "errors"},  # nasbench: NAS-Bench-201 strings
     "comparison": {"nasbench"},
-    "trials": {"nasbench", "imagenet", "nni_tools"},
+    "trials": {"nasbench", "imagenet", "nni_tools", "errors"},
     "cli": {"nni_asenas", "comparison", "nasbench", "imagenet", "nni_tools", "search", "config", "errors"},
 }
 

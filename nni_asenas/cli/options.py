@@ -4,14 +4,12 @@ mapping of library errors, which name parameters, onto the flags that set them."
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import re
 import sys
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from nni_asenas.config import PRESETS, SURROGATES, AseNasConfig, random_start_warning, resolve_config
-from nni_asenas.errors import UsageError
+from nni_asenas.errors import UsageError, flag_errors
 from nni_asenas.search.initial import read_initial_architectures
 
 __all__ = ["add_method_options", "flag_errors", "method_config", "read_init", "warn_about_random_start"]
@@ -67,18 +65,6 @@ def warn_about_random_start(config: AseNasConfig, max_queries: int | None) -> No
     warning = random_start_warning(config, max_queries)
     if warning is not None:
         print(f"nni-asenas: warning: {warning}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def flag_errors(flags: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise a library's :class:`UsageError` with each parameter name of ``flags`` (``max_queries``) replaced by its
-    flag (``--max-queries``): the library speaks Python, the user typed flags."""
-    try:
-        yield
-    except UsageError as exc:
-        pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, flags)) + r")(?![\w-])")
-        message = pattern.sub(lambda match: flags[match.group(1)], str(exc)) if flags else str(exc)
-        raise type(exc)(message) from None
 
 
 def read_init(items: Sequence[str], parse: Callable[[Any], T]) -> list[T]:

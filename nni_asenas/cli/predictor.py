@@ -26,7 +26,7 @@ from nni_asenas.errors import UsageError
 MAX_MADDS_DEFAULT = 600e6
 #: What the search's library errors name -> the flag that sets it.
 SEARCH_FLAGS = {"max_queries": "--max-queries", "max_madds": "--max-madds", "n_rescore": "--rescore",
-                "device": "--device", "holdout": "--holdout"}
+                "device": "--device", "holdout": "--holdout", "data": "--data", "val_subset": "--val-subset"}
 
 
 # ------------------------------------------------------------------------------------------- nni-asenas predictor
@@ -115,16 +115,17 @@ def supernet_evaluator(args: argparse.Namespace) -> Callable[[Mapping[str, Any]]
             raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    if getattr(args, "ofa", None) is not None:
-        from nni_asenas.imagenet.ofa import build_ofa_evaluator
+    with flag_errors(SEARCH_FLAGS):
+        if getattr(args, "ofa", None) is not None:
+            from nni_asenas.imagenet.ofa import build_ofa_evaluator
 
-        return build_ofa_evaluator(args.ofa, args.data, holdout=args.holdout, data_seed=args.data_seed,
-                                   calib_images=args.calib_images, batch_size=args.eval_batch_size,
-                                   workers=args.workers, device=args.device, amp=args.amp)
-    _, evaluator, _ = _imagenet_module("supernet_search").build_search_evaluator(
-        str(args.supernet), str(args.data), calib_images=args.calib_images, batch_size=args.eval_batch_size,
-        workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
-    return evaluator
+            return build_ofa_evaluator(args.ofa, args.data, holdout=args.holdout, data_seed=args.data_seed,
+                                       calib_images=args.calib_images, batch_size=args.eval_batch_size,
+                                       workers=args.workers, device=args.device, amp=args.amp)
+        _, evaluator, _ = _imagenet_module("supernet_search").build_search_evaluator(
+            str(args.supernet), str(args.data), calib_images=args.calib_images, batch_size=args.eval_batch_size,
+            workers=args.workers, device=args.device, amp=args.amp, holdout=args.holdout)
+        return evaluator
 
 
 def run_collect(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from nni_asenas.nasbench.nb201 import BUDGET_SECONDS, DATASETS, load_table, norm
 
 #: What the supernet search's library errors name -> the flag that sets it.
 MOBILENET_FLAGS = {"max_queries": "--max-queries", "max_madds": "--max-madds", "device": "--device",
-                   "checkpoint": "--supernet", "holdout": "--holdout"}
+                   "checkpoint": "--supernet", "holdout": "--holdout", "data": "--data", "val_subset": "--val-subset"}
 
 
 def add_parser(subparsers: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from pathlib import Path
@@ -46,12 +45,12 @@ def damaged_hint(path: Path) -> str:
     """Where to resume from instead of a damaged ``path``: its folder's ``best.pth`` when that one is readable."""
     best = path.with_name("best.pth")
     if best.resolve() == path.resolve() or not best.is_file():
-        return "; there is no other checkpoint beside it (start again with another --output)"
+        return "; there is no other checkpoint beside it (start again with another output)"
     try:
         state = _read(best)
     except ValueError:
-        return f"; {best} is damaged too (start again with another --output)"
-    return f"; {best} (epoch {state['epoch']}) is readable: resume from it with --resume {best}"
+        return f"; {best} is damaged too (start again with another output)"
+    return f"; {best} (epoch {state['epoch']}) is readable: continue from it with resume {best}"
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return _read(path)
     except ValueError as exc:
-        raise UsageError(f"--resume {path}: {exc}{damaged_hint(path)}") from None
+        raise UsageError(f"resume {path}: {exc}{damaged_hint(path)}") from None
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
@@ -69,17 +68,19 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     os.replace(partial, path)
 
 
-def resume_path(args: argparse.Namespace, output: Path) -> Path | None:
-    if args.resume is None:
+def resume_path(resume: str | None, output: Path) -> Path | None:
+    """The checkpoint a run continues from: ``resume`` is a path, ``"auto"`` (``output/last.pth`` when it exists) or
+    None (a fresh run, which must not overwrite a checkpoint already in ``output``)."""
+    if resume is None:
         if (output / "last.pth").exists():
-            raise UsageError(f"--output {output} already holds a checkpoint (last.pth): pass --resume to continue it "
-                             "or choose another --output")
+            raise UsageError(f"output {output} already holds a checkpoint (last.pth): pass resume to continue it "
+                             "or choose another output")
         return None
-    if args.resume == "auto":
+    if resume == "auto":
         return output / "last.pth" if (output / "last.pth").exists() else None
-    if not Path(args.resume).is_file():
-        raise UsageError(f"--resume {args.resume}: no such checkpoint file")
-    return Path(args.resume)
+    if not Path(resume).is_file():
+        raise UsageError(f"resume {resume}: no such checkpoint file")
+    return Path(resume)
 
 
 def write_summary(path: Path, rows: list[dict[str, Any]], *, fields: Sequence[str] = SUMMARY_FIELDS) -> None:

@@ -6,7 +6,6 @@ data-loader workers and a resumed run sees exactly the images and crops of an un
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -18,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nni_asenas.errors import DataError, UsageError
+from nni_asenas.imagenet.settings import MAX_BAD_IMAGES_FRACTION, RunSettings, parse_randaugment
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "MAX_BAD_IMAGES_FRACTION", "BadImage", "BadImages",
@@ -28,16 +28,6 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-
-
-def parse_randaugment(text: str) -> tuple[int, int]:
-    try:
-        ops, magnitude = (int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--randaugment expects N,M (two integers, e.g. 2,9), got {text!r}") from None
-    if ops < 1 or not 0 <= magnitude <= 30:
-        raise UsageError(f"--randaugment {text}: N must be >= 1 and M in [0, 30]")
-    return ops, magnitude
 
 
 def stratified_subset(targets: Sequence[int], amount: float, seed: int, *, what: str = "subset") -> list[int]:
@@ -78,32 +68,29 @@ def check_dataset(root: str, *, need_val: bool) -> list[str]:
     layout = "expected ROOT/train/<class>/<image> and ROOT/val/<class>/<image>"
     base = Path(root)
     if not base.is_dir():
-        raise UsageError(f"--data {root}: no such directory ({layout})")
+        raise UsageError(f"data {root}: no such directory ({layout})")
     splits = ("train", "val") if need_val else ("train",)
     classes: dict[str, list[str]] = {}
     for split in splits:
         folder = base / split
         if not folder.is_dir():
-            raise UsageError(f"--data {root}: {folder} is missing ({layout})")
+            raise UsageError(f"data {root}: {folder} is missing ({layout})")
         names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
         if not names:
-            raise UsageError(f"--data {root}: {folder} has no class folders ({layout})")
+            raise UsageError(f"data {root}: {folder} has no class folders ({layout})")
         for name in names:
             if not any(entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS)
                        for entry in os.scandir(folder / name)):
-                raise UsageError(f"--data {root}: class folder {folder / name} holds no images")
+                raise UsageError(f"data {root}: class folder {folder / name} holds no images")
         classes[split] = names
     if need_val and classes["val"] != classes["train"]:
         only_val = sorted(set(classes["val"]) - set(classes["train"]))
         only_train = sorted(set(classes["train"]) - set(classes["val"]))
         culprit = f"{only_val[0]!r} is only in val" if only_val else f"{only_train[0]!r} is only in train"
-        raise UsageError(f"--data {root}: train and val must have the same class folders; {culprit}")
+        raise UsageError(f"data {root}: train and val must have the same class folders; {culprit}")
     return classes["train"]
 
 
-#: Default of ``--max-bad-images-fraction``: a pass over a set may meet this share of unreadable images (about 1,300 of
-#: ImageNet's 1.28 M training images) before the run stops with a :class:`DataError`.
-MAX_BAD_IMAGES_FRACTION = 0.001
 #: A training image that cannot be read is replaced by the next readable one of the set; this many unreadable ones
 #: in a row stop the run (the data is broken, not an image here and there). Raised in the main process, which a
 #: worker's exception would reach as a multi-line traceback.
@@ -204,7 +191,7 @@ class BadImages:
             example = min(self.this_pass or self.known, default=None)
             detail = f"; e.g. {example} ({self.known[example]})" if example is not None else ""
             raise DataError(f"{count} of the {self.total} {self.what} images cannot be read, more than "
-                            f"--max-bad-images-fraction {self.max_fraction:g} allows ({self.allowed}){detail}")
+                            f"max_bad_images_fraction {self.max_fraction:g} allows ({self.allowed}){detail}")
 
 
 class TrainSampler(Sampler):
@@ -227,35 +214,39 @@ class TrainSampler(Sampler):
             yield position, self.epoch
 
 
-def build_transforms(args: argparse.Namespace) -> tuple[Any, Any]:
+def build_transforms(settings: RunSettings) -> tuple[Any, Any]:
+    """The training (random crop, flip, optional RandAugment) and evaluation (resize, centre crop) transforms."""
     from torchvision import transforms as T
 
-    interpolation = T.InterpolationMode.BICUBIC if args.interpolation == "bicubic" else T.InterpolationMode.BILINEAR
-    train = [T.RandomResizedCrop(args.img_size, interpolation=interpolation), T.RandomHorizontalFlip()]
-    if args.randaugment:
-        ops, magnitude = parse_randaugment(args.randaugment)
+    interpolation = T.InterpolationMode.BICUBIC if settings.interpolation == "bicubic" else T.InterpolationMode.BILINEAR
+    train = [T.RandomResizedCrop(settings.img_size, interpolation=interpolation), T.RandomHorizontalFlip()]
+    if settings.randaugment:
+        ops, magnitude = parse_randaugment(settings.randaugment)
         train.append(T.RandAugment(ops, magnitude, interpolation=interpolation))
     tail = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    resize = int(math.floor(args.img_size / args.crop_pct))
-    evaluation = [T.Resize(resize, interpolation=interpolation), T.CenterCrop(args.img_size)]
+    resize = int(math.floor(settings.img_size / settings.crop_pct))
+    evaluation = [T.Resize(resize, interpolation=interpolation), T.CenterCrop(settings.img_size)]
     return T.Compose(train + tail), T.Compose(evaluation + tail)
 
 
-def build_datasets(args: argparse.Namespace, classes: list[str]) -> tuple[ImageSubset, ImageSubset, str]:
+def build_datasets(settings: RunSettings, classes: list[str]) -> tuple[ImageSubset, ImageSubset, str]:
+    """The training and evaluation sets of a run (subsets and the hold-out split as ``settings`` say) and the
+    evaluation set's name for the log."""
     from torchvision.datasets import ImageFolder
 
-    train_transform, eval_transform = build_transforms(args)
+    train_transform, eval_transform = build_transforms(settings)
+    root = settings.data
     try:
-        train_folder = ImageFolder(os.path.join(args.data, "train"))
-        val_folder = None if args.holdout else ImageFolder(os.path.join(args.data, "val"))
+        train_folder = ImageFolder(os.path.join(root, "train"))
+        val_folder = None if settings.holdout else ImageFolder(os.path.join(root, "val"))
     except (FileNotFoundError, RuntimeError) as exc:
-        raise UsageError(f"--data {args.data}: {exc}") from None
+        raise UsageError(f"data {root}: {exc}") from None
     if train_folder.classes != classes:
-        raise UsageError(f"--data {args.data}: the class folders changed while reading them")
+        raise UsageError(f"data {root}: the class folders changed while reading them")
     train_indices = list(range(len(train_folder)))
-    if args.holdout:
+    if settings.holdout:
         eval_folder = train_folder
-        eval_indices = stratified_subset(train_folder.targets, args.holdout, args.data_seed, what="--holdout")
+        eval_indices = stratified_subset(train_folder.targets, settings.holdout, settings.data_seed, what="holdout")
         held = set(eval_indices)
         train_indices = [i for i in train_indices if i not in held]
         eval_name = f"{len(eval_indices)} images held out of train"
@@ -264,17 +255,17 @@ def build_datasets(args: argparse.Namespace, classes: list[str]) -> tuple[ImageS
         eval_folder = val_folder
         eval_indices = list(range(len(val_folder)))
         eval_name = "val"
-    if args.train_subset < 1:
-        chosen = stratified_subset([train_folder.targets[i] for i in train_indices], args.train_subset,
-                                   args.data_seed + 1, what="--train-subset")
+    if settings.train_subset < 1:
+        chosen = stratified_subset([train_folder.targets[i] for i in train_indices], settings.train_subset,
+                                   settings.data_seed + 1, what="train_subset")
         train_indices = [train_indices[i] for i in chosen]
-    if args.val_subset != 1:
-        chosen = stratified_subset([eval_folder.targets[i] for i in eval_indices], args.val_subset,
-                                   args.data_seed + 2, what="--val-subset")
+    if settings.val_subset != 1:
+        chosen = stratified_subset([eval_folder.targets[i] for i in eval_indices], settings.val_subset,
+                                   settings.data_seed + 2, what="val_subset")
         eval_indices = [eval_indices[i] for i in chosen]
         eval_name += f" (subset of {len(eval_indices)})"
-    return (ImageSubset(train_folder, train_indices, train_transform, args.seed, substitute=True),
-            ImageSubset(eval_folder, eval_indices, eval_transform, args.seed), eval_name)
+    return (ImageSubset(train_folder, train_indices, train_transform, settings.seed, substitute=True),
+            ImageSubset(eval_folder, eval_indices, eval_transform, settings.seed), eval_name)
 
 
 def build_loaders(train_set: ImageSubset, eval_set: ImageSubset, *, batch_size: int, world: int, rank: int,

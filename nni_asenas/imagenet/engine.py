@@ -3,15 +3,16 @@ weight EMA, the optimiser, one training epoch and evaluation."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -19,12 +20,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nni_asenas.errors import DataError, UsageError
+from nni_asenas.imagenet.checkpoints import resume_path
 from nni_asenas.imagenet.data import MAX_BAD_IN_A_ROW, BadImages
+from nni_asenas.imagenet.settings import RunSettings
 
 __all__ = [
-    "ModelEma", "ProcessEnv", "RunPlan", "TrainLoop", "all_sum", "amp_dtype", "autocast", "broadcast",
-    "build_optimizer", "check_batch", "evaluate", "finish_epoch", "lr_at", "on_main", "plan_run", "running_loss",
-    "set_lr", "setup_processes", "share_buffers", "synchronize", "to_device", "train_one_epoch",
+    "ModelEma", "ProcessEnv", "RunPlan", "TrainLoop", "Training", "all_sum", "amp_dtype", "autocast", "broadcast",
+    "build_optimizer", "check_batch", "evaluate", "finish_epoch", "lr_at", "on_main", "open_output", "output_folder",
+    "plan_run", "processes", "run_log", "running_loss",
+    "set_lr", "setup_processes", "share_buffers", "synchronize", "to_device", "train_epoch", "train_one_epoch",
 ]
 
 logger = logging.getLogger("nni_asenas.imagenet")
@@ -57,8 +61,8 @@ def setup_processes(device: str) -> ProcessEnv:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
-                         "use --device cpu or run on a GPU machine")
+        raise UsageError("device cuda: CUDA is not available here (torch.cuda.is_available() is False); "
+                         "use device cpu or run on a GPU machine")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
@@ -73,6 +77,55 @@ def setup_processes(device: str) -> ProcessEnv:
         else:
             dist.init_process_group("gloo")
     return ProcessEnv(rank, world, local_rank, local_world, target)
+
+
+@contextlib.contextmanager
+def processes(device: str) -> Iterator[ProcessEnv]:
+    """This process's place in the run (:func:`setup_processes`); the process group ends with the block."""
+    env = setup_processes(device)
+    try:
+        yield env
+    finally:
+        if env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def output_folder(output: str | None, default: str) -> Path:
+    """Where a run writes: ``output``, else NNI's trial folder ($NNI_OUTPUT_DIR), else ``default``."""
+    return Path(output or os.environ.get("NNI_OUTPUT_DIR") or default)
+
+
+def open_output(output: Path, resume: str | None, env: ProcessEnv) -> Path | None:
+    """Rank 0 decides where the run resumes from (:func:`~nni_asenas.imagenet.checkpoints.resume_path`) and creates
+    ``output``; every rank waits for it and gets the checkpoint to resume from (or None)."""
+    resume_from = on_main(lambda: resume_path(resume, output), env)
+    if env.main:
+        output.mkdir(parents=True, exist_ok=True)
+    if env.world > 1:
+        dist.barrier()
+    return resume_from
+
+
+@contextlib.contextmanager
+def run_log(logger: logging.Logger, output: Path, env: ProcessEnv) -> Iterator[None]:
+    """Log lines of the block to stdout and ``output/log.txt`` on rank 0, warnings only (to stderr) on other ranks,
+    which are named in every line of a multi-process run."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s " + (f"[rank {env.rank}] " if env.world > 1 else "")
+                                  + "%(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout if env.main else sys.stderr)]
+    if env.main:
+        handlers.append(logging.FileHandler(output / "log.txt", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if env.main else logging.WARNING)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def amp_dtype(choice: str, device: torch.device) -> torch.dtype | None:
@@ -154,58 +207,69 @@ class RunPlan:
     memory_format: torch.memory_format
 
 
-def plan_run(args: argparse.Namespace, env: ProcessEnv, train_images: int) -> RunPlan:
-    """The :class:`RunPlan` for ``train_images`` training images (flags shared by the trial and the supernet
+def plan_run(settings: RunSettings, env: ProcessEnv, train_images: int) -> RunPlan:
+    """The :class:`RunPlan` for ``train_images`` training images (settings shared by the trial and the supernet
     trainer); on CUDA it also lets cuDNN pick kernels and use TF32."""
-    global_batch = args.batch_size * env.world
+    global_batch = settings.batch_size * env.world
     steps_per_epoch = train_images // global_batch
     if steps_per_epoch == 0:
         raise UsageError(f"{train_images} training images are fewer than one global batch of {global_batch} "
-                         "(--batch-size x processes): lower --batch-size or raise --train-subset")
-    base_lr = args.lr if args.lr is not None else (
-        (args.lr_base if args.lr_base is not None else (0.016 if args.opt == "rmsprop" else 0.1)) * global_batch / 256)
-    channels_last = args.channels_last if args.channels_last is not None else env.device.type == "cuda"
+                         "(batch_size x processes): lower batch_size or raise train_subset")
+    lr_base = settings.lr_base if settings.lr_base is not None else (0.016 if settings.opt == "rmsprop" else 0.1)
+    base_lr = settings.lr if settings.lr is not None else lr_base * global_batch / 256
+    channels_last = settings.channels_last if settings.channels_last is not None else env.device.type == "cuda"
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return RunPlan(global_batch, steps_per_epoch, base_lr, amp_dtype(args.amp, env.device), channels_last,
+    return RunPlan(global_batch, steps_per_epoch, base_lr, amp_dtype(settings.amp, env.device), channels_last,
                    torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def build_optimizer(model: nn.Module, args: argparse.Namespace, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, *, opt: str, lr: float, momentum: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum (``opt="sgd"``) or RMSProp, with weight decay on conv/linear weights only."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if args.opt == "rmsprop":  # TensorFlow's epsilon 1e-3 inside the square root ~ 0.0316 outside (torchvision)
-        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=0.0316, momentum=args.momentum)
-    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum, nesterov=True)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if opt == "rmsprop":  # TensorFlow's epsilon 1e-3 inside the square root ~ 0.0316 outside (torchvision)
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=0.0316, momentum=momentum)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
 
 
-@dataclass
-class TrainLoop:
-    model: nn.Module  # what the optimiser steps: DDP-wrapped and/or compiled
-    raw: nn.Module  # the plain MobileNetLike whose state is saved
-    ema: ModelEma | None
+@dataclass(kw_only=True)
+class Training:
+    """The optimisation state every training loop of the package shares: the optimiser and loss scaler, precision
+    and memory format, the processes, and the learning-rate schedule (``step`` counts optimiser steps)."""
+
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    criterion: nn.Module
     amp: torch.dtype | None
     memory_format: torch.memory_format
     env: ProcessEnv
     total_steps: int
     warmup_steps: int
     base_lr: float
-    min_lr: float
+    min_lr: float = 0.0
     step: int = 0
 
 
-def to_device(images: torch.Tensor, targets: torch.Tensor, loop: TrainLoop) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(kw_only=True)
+class TrainLoop(Training):
+    """The training of one network (the ImageNet trial): a classifier, its loss and its weight EMA."""
+
+    model: nn.Module  # what the optimiser steps: DDP-wrapped and/or compiled
+    raw: nn.Module  # the plain MobileNetLike whose state is saved
+    ema: ModelEma | None
+    criterion: nn.Module
+
+
+def to_device(images: torch.Tensor, targets: torch.Tensor, loop: Training) -> tuple[torch.Tensor, torch.Tensor]:
     images = images.to(loop.env.device, non_blocking=True, memory_format=loop.memory_format)
     return images, targets.to(loop.env.device, non_blocking=True)
 
 
-def autocast(loop: TrainLoop) -> contextlib.AbstractContextManager:
+def autocast(loop: Training) -> contextlib.AbstractContextManager:
     if loop.amp is None:
         return contextlib.nullcontext()
     return torch.autocast(loop.env.device.type, dtype=loop.amp)
@@ -259,35 +323,30 @@ def finish_epoch(loss_sum: torch.Tensor, seen: int, seconds: float, lr: float, e
             "train_images_per_s": total_seen / max(seconds, 1e-9), "train_bad_images": total_bad}
 
 
-def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int,
-                    bad_images: BadImages | None = None) -> dict[str, float]:
-    """One pass over the training loader. Unreadable images (replaced by readable ones in the batch) go to
-    ``bad_images``, which stops the run with a :class:`DataError` when the pass meets too many (a single process
-    checks as it goes; DDP processes check together at the end of the pass, so that none waits for another)."""
-    loop.model.train()
-    env = loop.env
+def train_epoch(run: Training, loader: DataLoader, epoch: int, step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                *, log_interval: int, bad_images: BadImages | None = None) -> dict[str, float]:
+    """One pass over the training loader, the loop of every trainer: per batch the schedule's learning rate, then
+    ``step(images, targets)`` (one optimiser step on the device's batch, returning its detached loss), a progress line
+    every ``log_interval`` steps, and the epoch's summary row (:func:`finish_epoch`). Unreadable images (replaced by
+    readable ones in the batch) go to ``bad_images``, which stops the run with a :class:`DataError` when the pass
+    meets too many (a single process checks as it goes; DDP processes check together at the end of the pass, so
+    that none waits for another). The caller puts its model in training mode."""
+    env = run.env
     loss_sum = torch.zeros((), dtype=torch.float64, device=env.device)
     seen = 0
     window_images, window_start = 0, time.perf_counter()
     epoch_start = window_start
-    lr = loop.base_lr
+    lr = run.base_lr
     if bad_images is not None:
         bad_images.start_pass()
     for index, (images, targets, bad) in enumerate(loader):
         check_batch(bad, targets, loader, bad_images, env)
-        lr = set_lr(loop.optimizer, loop.step, total_steps=loop.total_steps, warmup_steps=loop.warmup_steps,
-                    base_lr=loop.base_lr, min_lr=loop.min_lr)
-        images, targets = to_device(images, targets, loop)
-        with autocast(loop):
-            loss = loop.criterion(loop.model(images), targets)
-        loop.optimizer.zero_grad(set_to_none=True)
-        loop.scaler.scale(loss).backward()
-        loop.scaler.step(loop.optimizer)
-        loop.scaler.update()
-        loop.step += 1
-        if loop.ema is not None:
-            loop.ema.update(loop.raw, loop.step)
-        loss_sum += loss.detach().double() * images.shape[0]
+        lr = set_lr(run.optimizer, run.step, total_steps=run.total_steps, warmup_steps=run.warmup_steps,
+                    base_lr=run.base_lr, min_lr=run.min_lr)
+        images, targets = to_device(images, targets, run)
+        loss = step(images, targets)
+        run.step += 1
+        loss_sum += loss.double() * images.shape[0]
         seen += images.shape[0]
         window_images += images.shape[0]
         if (index + 1) % log_interval == 0:
@@ -302,8 +361,28 @@ def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interva
     return finish_epoch(loss_sum, seen, time.perf_counter() - epoch_start, lr, epoch, bad_images, env)
 
 
+def train_one_epoch(loop: TrainLoop, loader: DataLoader, epoch: int, log_interval: int,
+                    bad_images: BadImages | None = None) -> dict[str, float]:
+    """One epoch of the classifier of ``loop`` (:func:`train_epoch` with its step: forward under autocast, scaled
+    backward, optimiser step, EMA update)."""
+
+    def classifier_step(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with autocast(loop):
+            loss = loop.criterion(loop.model(images), targets)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        if loop.ema is not None:
+            loop.ema.update(loop.raw, loop.step + 1)  # the step this one completes
+        return loss.detach()
+
+    loop.model.train()
+    return train_epoch(loop, loader, epoch, classifier_step, log_interval=log_interval, bad_images=bad_images)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loop: TrainLoop,
+def evaluate(model: nn.Module, loader: DataLoader, loop: Training,
              bad_images: BadImages | None = None) -> dict[str, float]:
     """Top-1/top-5 (percent) and loss over the whole evaluation set (every image once, shards summed).
 

@@ -201,7 +201,7 @@ def image_folder_batches(root: str, *, holdout: float, data_seed: int = 0, calib
 
     found = check_dataset(root, need_val=not holdout)
     if classes is not None and list(classes) != found:
-        raise UsageError(f"--data {root}: its classes differ from the supernet's ({len(found)} vs {len(classes)} "
+        raise UsageError(f"data {root}: its classes differ from the supernet's ({len(found)} vs {len(classes)} "
                          "class folders, or other names)")
     if calib_images < 1 or batch_size < 1:
         raise UsageError(f"calibration images and batch size must be >= 1, got {calib_images} and {batch_size}")
@@ -209,7 +209,7 @@ def image_folder_batches(root: str, *, holdout: float, data_seed: int = 0, calib
     transform = T.Compose([T.Resize(int(math.floor(img_size / crop_pct)), interpolation=mode),
                            T.CenterCrop(img_size), T.PILToTensor()])
     folder = ImageFolder(f"{root}/train", transform=transform, loader=_read_image)
-    held = stratified_subset(folder.targets, holdout, data_seed, what="--holdout") if holdout else []
+    held = stratified_subset(folder.targets, holdout, data_seed, what="holdout") if holdout else []
     held_set = set(held)
     rest = [index for index in range(len(folder)) if index not in held_set]
     chosen = stratified_subset([folder.targets[i] for i in rest], min(calib_images, len(rest)), data_seed + 3,
@@ -219,7 +219,7 @@ def image_folder_batches(root: str, *, holdout: float, data_seed: int = 0, calib
     scored = held if holdout else list(range(len(scored_folder)))
     if val_subset != 1:
         picked = stratified_subset([scored_folder.targets[i] for i in scored], val_subset, data_seed + 2,
-                                   what="--val-subset")
+                                   what="val_subset")
         scored = [scored[i] for i in picked]
 
     def batches(dataset: Any, indices: list[int]) -> list[Batch]:

@@ -354,7 +354,7 @@ def build_ofa_evaluator(checkpoint: str | Path, data: str | Path, *, holdout: fl
     by the supernet; it ranks sub-nets, the final accuracy belongs to ``ROOT/val``.
     """
     if not holdout or holdout <= 0:
-        raise UsageError("scoring OFA sub-nets needs --holdout N: the training images (a fraction or a count) to "
+        raise UsageError("scoring OFA sub-nets needs holdout N: the training images (a fraction or a count) to "
                          "score on, never ROOT/val")
     import torch
 
@@ -364,14 +364,14 @@ def build_ofa_evaluator(checkpoint: str | Path, data: str | Path, *, holdout: fl
     from .supernet_search import mobilenet_key
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: CUDA is not available here; use --device cpu")
+        raise UsageError("device cuda: CUDA is not available here; use device cpu")
     weights = OfaSupernetWeights.from_checkpoint(checkpoint)
     target = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     calibration, evaluation, classes = image_folder_batches(
         str(data), holdout=holdout, data_seed=data_seed, calib_images=calib_images, img_size=img_size,
         crop_pct=0.875, interpolation="bilinear", batch_size=batch_size, workers=workers)
     if len(classes) != weights.num_classes:
-        raise UsageError(f"--data {data} has {len(classes)} classes, the OFA checkpoint {weights.num_classes}")
+        raise UsageError(f"data {data} has {len(classes)} classes, the OFA checkpoint {weights.num_classes}")
     channels_last = target.type == "cuda"
 
     def extract(arch: Mapping[str, Any]) -> MobileNetLike:

@@ -64,7 +64,7 @@ def build_search_evaluator(checkpoint: str, data: str, *, calib_images: int = 20
     from nni_asenas.imagenet.supernet_train import load_supernet
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device 'cuda': CUDA is not available here; use 'cpu'")
+        raise UsageError("device cuda: CUDA is not available here; use device cpu")
     target = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     supernet, meta = load_supernet(checkpoint, map_location="cpu")
     held = meta["holdout"] if holdout is None else holdout

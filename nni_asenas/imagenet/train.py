@@ -1,41 +1,38 @@
 """Train and evaluate one architecture of the MobileNet-like space on ImageNet-style ``ImageFolder`` data.
 
-Runs as a plain NNI trial (the architecture comes from ``nni.get_next_parameter()``), stand-alone with
-``--arch FILE.json``, and under ``torchrun --nproc_per_node=N`` (DDP: NCCL on GPUs, gloo on CPUs)::
+:func:`run` takes a :class:`~nni_asenas.imagenet.settings.TrainSettings`; the program around it is
+``python -m nni_asenas.trials.imagenet`` (an NNI trial, a stand-alone program with ``--arch FILE.json``, and a
+``torchrun --nproc_per_node=N`` program: DDP with NCCL on GPUs, gloo on CPUs)::
 
-    python -m nni_asenas.trials.imagenet --data /data/imagenet --arch arch.json --output runs/a1
-    torchrun --nproc_per_node=8 -m nni_asenas.trials.imagenet --data /data/imagenet --arch arch.json --output runs/a1
+    run(TrainSettings(data="/data/imagenet", arch="arch.json", output="runs/a1"))
 
-Data layout: ``ROOT/train/<class>/*.jpeg`` and ``ROOT/val/<class>/*.jpeg``. Search mode is the same program with a
-short schedule on a subset: ``--epochs 5 --train-subset 0.2 --holdout 10000`` (``--holdout`` evaluates on images
-held out of ROOT/train, so that the search never looks at ROOT/val; ``--val-subset`` shrinks whichever set is
-evaluated). Only rank 0 logs, writes files and reports to NNI: top-1 (percent) after every epoch
-(``report_intermediate_result``) and ``{"default": top1, "top1", "top5", "madds", "params", ...}`` at the end, for
-the best epoch. The output directory gets ``args.yaml``, ``summary.csv``, ``log.txt``, ``last.pth``, ``best.pth``
-and ``results.json``; ``--resume`` continues from ``last.pth`` with identical state. Checkpoints are read and written
-by rank 0 alone, so training on several machines needs no shared file system (each needs the dataset).
+Data layout: ``ROOT/train/<class>/*.jpeg`` and ``ROOT/val/<class>/*.jpeg``. Search mode is the same run with a
+short schedule on a subset: ``epochs=5, train_subset=0.2, holdout=10000`` (``holdout`` evaluates on images held out
+of ROOT/train, so that the search never looks at ROOT/val; ``val_subset`` shrinks whichever set is evaluated). Only
+rank 0 logs, writes files and reports to NNI: top-1 (percent) after every epoch (``report_intermediate_result``)
+and ``{"default": top1, "top1", "top5", "madds", "params", ...}`` at the end, for the best epoch. The output
+directory gets ``args.yaml``, ``summary.csv``, ``log.txt``, ``last.pth``, ``best.pth`` and ``results.json``;
+``resume`` continues from ``last.pth`` with identical state. Checkpoints are read and written by rank 0 alone, so
+training on several machines needs no shared file system (each needs the dataset).
 
-Unreadable images are skipped (logged by path, counted); more than ``--max-bad-images-fraction`` of a set in one pass
+Unreadable images are skipped (logged by path, counted); more than ``max_bad_images_fraction`` of a set in one pass
 stops the run with a :class:`~nni_asenas.errors.DataError`, reported to NNI as ``{"data_error": ...}`` so that a
-search does not mark the architecture failed. ``--resume`` from a damaged checkpoint points to ``best.pth``.
+search does not mark the architecture failed. Resuming from a damaged checkpoint points to ``best.pth``.
 
-Randomness: the model starts from ``--seed``; each epoch reseeds from (seed, epoch, rank); data augmentation of
-an image is seeded by (seed, epoch, image index), so it does not depend on the number of data-loader workers and a
-resumed run sees exactly the images and crops of an uninterrupted one. ``--data-seed`` picks subsets and the
-hold-out split, and is the same for every candidate of a search.
+Randomness: the model starts from ``seed``; each epoch reseeds from (seed, epoch, rank); data augmentation of an
+image is seeded by (seed, epoch, image index), so it does not depend on the number of data-loader workers and a
+resumed run sees exactly the images and crops of an uninterrupted one. ``data_seed`` picks subsets and the hold-out
+split, and is the same for every candidate of a search.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 import nni
 import torch
@@ -43,27 +40,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nni_asenas.config import check_seed
 from nni_asenas.errors import DataError, UsageError
 from nni_asenas.imagenet import space as mobilenet
-from nni_asenas.imagenet.checkpoints import (
-    damaged_hint,
-    load_checkpoint,
-    read_summary,
-    resume_path,
-    save_atomic,
-    write_summary,
-)
-from nni_asenas.imagenet.data import (
-    MAX_BAD_IMAGES_FRACTION,
-    BadImages,
-    TrainSampler,
-    build_datasets,
-    build_loaders,
-    check_dataset,
-    epoch_seed,
-    parse_randaugment,
-)
+from nni_asenas.imagenet.checkpoints import damaged_hint, load_checkpoint, read_summary, save_atomic, write_summary
+from nni_asenas.imagenet.data import BadImages, TrainSampler, build_datasets, build_loaders, check_dataset, epoch_seed
 from nni_asenas.imagenet.engine import (
     ModelEma,
     ProcessEnv,
@@ -71,208 +51,78 @@ from nni_asenas.imagenet.engine import (
     broadcast,
     build_optimizer,
     evaluate,
-    lr_at,
     on_main,
+    open_output,
+    output_folder,
     plan_run,
-    setup_processes,
+    processes,
+    run_log,
     share_buffers,
     train_one_epoch,
 )
+from nni_asenas.imagenet.settings import TrainSettings
 from nni_asenas.nni_tools.trial_api import with_parameter_id
 
-__all__ = ["build_parser", "lr_at", "main", "run"]
+__all__ = ["TrainSettings", "run"]
 
 logger = logging.getLogger("nni_asenas.imagenet")
 
-PROGRAM = "nni_asenas.trials.imagenet"
 
-
-# ----------------------------------------------------------------------------------------------- command line
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nni_asenas.trials.imagenet",
-                                description="Train one MobileNet-like architecture on ImageFolder data.")
-    p.add_argument("--data", required=True, help="dataset root with train/<class>/ and val/<class>/ folders")
-    p.add_argument("--arch", help="architecture JSON {label: option} (default: the NNI trial parameters)")
-    p.add_argument("--output", help="output directory (default: $NNI_OUTPUT_DIR, else ./output/imagenet)")
-    p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
-                   help="continue from CHECKPOINT, or with no value from OUTPUT/last.pth when it exists")
-    g = p.add_argument_group("schedule and optimiser")
-    g.add_argument("--epochs", type=int, default=300)
-    g.add_argument("--batch-size", type=int, default=256, help="images per process and step")
-    g.add_argument("--opt", choices=("sgd", "rmsprop"), default="sgd", help="SGD with Nesterov momentum, or RMSProp")
-    g.add_argument("--lr", type=float, help="peak learning rate (default: --lr-base scaled by global batch / 256)")
-    g.add_argument("--lr-base", type=float, help="peak learning rate per 256 images (default: 0.1 sgd, 0.016 rmsprop)")
-    g.add_argument("--min-lr", type=float, default=0.0, help="learning rate at the end of the cosine")
-    g.add_argument("--warmup-epochs", type=float, default=5.0, help="linear warm-up length (may be fractional)")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--weight-decay", type=float, default=4e-5, help="on conv/linear weights (not on BN or biases)")
-    g.add_argument("--label-smoothing", type=float, default=0.1)
-    g.add_argument("--ema-decay", type=float, default=0.9998, help="weight EMA decay per step; 0 disables the EMA")
-    g.add_argument("--dropout", type=float, default=0.2)
-    g = p.add_argument_group("data")
-    g.add_argument("--img-size", type=int, default=224, help="training and evaluation crop")
-    g.add_argument("--crop-pct", type=float, default=0.875, help="evaluation: resize to img-size / crop-pct, crop")
-    g.add_argument("--interpolation", choices=("bilinear", "bicubic"), default="bilinear")
-    g.add_argument("--randaugment", metavar="N,M", help="RandAugment with N ops of magnitude M, e.g. 2,9 (off)")
-    g.add_argument("--train-subset", type=float, default=1.0, metavar="FRACTION",
-                   help="train on this class-balanced fraction of the training images")
-    g.add_argument("--val-subset", type=float, default=1.0, metavar="FRACTION_OR_COUNT",
-                   help="evaluate on a class-balanced subset: a fraction (<= 1) or a number of images")
-    g.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION_OR_COUNT",
-                   help="evaluate on images held out of ROOT/train instead of ROOT/val (search mode)")
-    g.add_argument("--data-seed", type=int, default=0, help="seed of subsets and the hold-out split")
-    g.add_argument("--max-bad-images-fraction", type=float, default=MAX_BAD_IMAGES_FRACTION, metavar="FRACTION",
-                   help="unreadable images are skipped (logged by path, counted); stop with a data error when a pass "
-                   "over the training or evaluation set meets more than this share of them (default: %(default)s)")
-    g.add_argument("--workers", type=int, help="data-loader processes per GPU (default: CPUs / local processes)")
-    g.add_argument("--prefetch-factor", type=int, default=4)
-    g = p.add_argument_group("model and hardware")
-    g.add_argument("--width-mult", type=float, default=mobilenet.WIDTH_MULT)
-    g.add_argument("--max-madds", type=float, default=mobilenet.MAX_MADDS,
-                   help="refuse architectures above this many MAdds at --madds-resolution (0: no limit)")
-    g.add_argument("--madds-resolution", type=int, default=mobilenet.RESOLUTION)
-    g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    g.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
-                   help="autocast precision (auto: bf16 on GPUs that have it, else fp16; off on CPU)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC memory format (default: on for CUDA)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--sync-bn", action="store_true", help="synchronise BatchNorm statistics across processes")
-    g.add_argument("--init-from", metavar="SUPERNET_CKPT",
-                   help="start from this architecture's weights in a supernet checkpoint (python -m "
-                   "nni_asenas.trials.supernet's last.pth, or OFA's released w1.2 weights): fine-tuning, OFA-style, "
-                   "instead of a random start")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--log-interval", type=int, default=50, help="steps between progress lines")
-    return p
-
-
-def _check_args(args: argparse.Namespace) -> None:
-    """Every numeric flag in its range (finite), before any work: a one-line :class:`UsageError` naming the flag."""
-    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--img-size": args.img_size,
-                "--log-interval": args.log_interval, "--prefetch-factor": args.prefetch_factor,
-                "--madds-resolution": args.madds_resolution}
-    for flag, value in positive.items():
-        if value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    if args.workers is not None and args.workers < 0:
-        raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    # (flag, value, low, low included, high, high included); None: unbounded
-    ranges: list[tuple[str, float | None, float, bool, float | None, bool]] = [
-        ("--lr", args.lr, 0.0, False, None, False),
-        ("--lr-base", args.lr_base, 0.0, False, None, False),
-        ("--width-mult", args.width_mult, 0.0, False, None, False),
-        ("--train-subset", args.train_subset, 0.0, False, 1.0, True),
-        ("--val-subset", args.val_subset, 0.0, False, None, False),
-        ("--crop-pct", args.crop_pct, 0.0, False, 1.0, True),
-        ("--min-lr", args.min_lr, 0.0, True, None, False),
-        ("--warmup-epochs", args.warmup_epochs, 0.0, True, None, False),
-        ("--weight-decay", args.weight_decay, 0.0, True, None, False),
-        ("--max-madds", args.max_madds, 0.0, True, None, False),
-        ("--holdout", args.holdout, 0.0, True, None, False),
-        ("--momentum", args.momentum, 0.0, True, 1.0, False),
-        ("--label-smoothing", args.label_smoothing, 0.0, True, 1.0, False),
-        ("--ema-decay", args.ema_decay, 0.0, True, 1.0, False),
-        ("--dropout", args.dropout, 0.0, True, 1.0, False),
-        ("--max-bad-images-fraction", args.max_bad_images_fraction, 0.0, True, 1.0, False),
-    ]
-    for flag, value, low, low_in, high, high_in in ranges:
-        if value is None:
-            continue
-        if not math.isfinite(value) or value < low or (value == low and not low_in) \
-                or (high is not None and (value > high or (value == high and not high_in))):
-            bounds = f"{'[' if low_in else '('}{low:g}, " + (f"{high:g}{']' if high_in else ')'}" if high is not None
-                                                              else "inf)")
-            raise UsageError(f"{flag} must be in {bounds}, got {value:g}")
-    check_seed(args.seed, "--seed")
-    check_seed(args.data_seed, "--data-seed")
-    if args.randaugment is not None:
-        parse_randaugment(args.randaugment)
-
-
-def _load_arch(args: argparse.Namespace, env: ProcessEnv) -> dict[str, int]:
+def _load_arch(settings: TrainSettings, env: ProcessEnv) -> dict[str, int]:
     params = None
     if os.environ.get("NNI_PLATFORM") and env.main:
         params = nni.get_next_parameter()
     params = broadcast(params, env)
-    if args.arch:
+    if settings.arch:
         try:
-            with open(args.arch, encoding="utf-8") as handle:
+            with open(settings.arch, encoding="utf-8") as handle:
                 loaded = json.load(handle)
         except OSError as exc:
-            raise UsageError(f"--arch {args.arch}: {exc.strerror}") from None
+            raise UsageError(f"arch {settings.arch}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise UsageError(f"--arch {args.arch}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise UsageError(f"arch {settings.arch}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if isinstance(loaded, dict):
             loaded = loaded.get("arch", loaded.get("parameters", loaded))
         try:
             return mobilenet.validate_arch(loaded)
         except UsageError as exc:
-            raise UsageError(f"--arch {args.arch}: {exc}") from None
+            raise UsageError(f"arch {settings.arch}: {exc}") from None
     if not params:
-        raise UsageError("no architecture: pass --arch FILE.json, or run this module as an NNI trial")
+        raise UsageError("no architecture: give arch (a JSON file), or run as an NNI trial")
     try:
         return mobilenet.validate_arch(params)
     except UsageError as exc:
         raise UsageError(f"NNI trial parameters: {exc}") from None
 
 
-def _logging_handlers(output: Path, env: ProcessEnv) -> list[logging.Handler]:
-    formatter = logging.Formatter("%(asctime)s %(levelname)s " + (f"[rank {env.rank}] " if env.world > 1 else "")
-                                  + "%(message)s")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout if env.main else sys.stderr)]
-    if env.main:
-        handlers.append(logging.FileHandler(output / "log.txt", encoding="utf-8"))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO if env.main else logging.WARNING)
-    logger.propagate = False
-    return handlers
-
-
 # ------------------------------------------------------------------------------------------------------- main
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(settings: TrainSettings) -> dict[str, Any]:
     """Train and evaluate; return (on every rank) the final result reported to NNI."""
-    _check_args(args)
-    env = setup_processes(args.device)
-    output = Path(args.output or os.environ.get("NNI_OUTPUT_DIR") or "output/imagenet")
-    handlers: list[logging.Handler] = []
-    try:
-        arch = _load_arch(args, env)
-        classes = check_dataset(args.data, need_val=not args.holdout)
+    with processes(settings.device) as env:
+        output = output_folder(settings.output, "output/imagenet")
+        arch = _load_arch(settings, env)
+        classes = check_dataset(settings.data, need_val=not settings.holdout)
         num_classes = len(classes)
-        madds = mobilenet.count_madds(arch, width_mult=args.width_mult, num_classes=num_classes,
-                                      resolution=args.madds_resolution)
-        if args.max_madds and madds > args.max_madds:
-            raise UsageError(f"architecture needs {madds / 1e6:.1f} M MAdds at {args.madds_resolution} px, over "
-                             f"--max-madds {args.max_madds / 1e6:.1f} M (--max-madds 0 lifts the limit)")
-        params = mobilenet.count_params(arch, width_mult=args.width_mult, num_classes=num_classes)
-        resume_from = on_main(lambda: resume_path(args, output), env)
-        if env.main:
-            output.mkdir(parents=True, exist_ok=True)
-        if env.world > 1:
-            dist.barrier()
-        handlers = _logging_handlers(output, env)
-        try:
-            return _train(args, env, output, arch, classes, madds, params, resume_from)
-        except DataError as exc:
-            raise _data_fault(args, env, exc) from None
-    finally:
-        for handler in handlers:
-            logger.removeHandler(handler)
-            handler.close()
-        if env.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        madds = mobilenet.count_madds(arch, width_mult=settings.width_mult, num_classes=num_classes,
+                                      resolution=settings.madds_resolution)
+        if settings.max_madds and madds > settings.max_madds:
+            raise UsageError(f"architecture needs {madds / 1e6:.1f} M MAdds at {settings.madds_resolution} px, over "
+                             f"max_madds {settings.max_madds / 1e6:.1f} M (max_madds 0 lifts the limit)")
+        params = mobilenet.count_params(arch, width_mult=settings.width_mult, num_classes=num_classes)
+        resume_from = open_output(output, settings.resume, env)
+        with run_log(logger, output, env):
+            try:
+                return _train(settings, env, output, arch, classes, madds, params, resume_from)
+            except DataError as exc:
+                raise _data_fault(settings, env, exc) from None
 
 
-def _data_fault(args: argparse.Namespace, env: ProcessEnv, exc: DataError) -> DataError:
+def _data_fault(settings: TrainSettings, env: ProcessEnv, exc: DataError) -> DataError:
     """The data, not the architecture, stopped the run: say so in the log and, on rank 0, in a final metric without
     ``default`` but with ``data_error``, which :class:`~nni_asenas.AseNasTuner` reads as "not evaluated" (the
     architecture is proposed again, not marked failed) and NNI's web UI as a trial without a result."""
-    error = DataError(f"--data {args.data}: {exc}")
+    error = DataError(f"data {settings.data}: {exc}")
     if env.main:
         logger.error("data error: %s", error)
         nni.report_final_result({"data_error": str(error)})
@@ -295,32 +145,32 @@ class _Run:
     unreadable: int = 0  # unreadable images met by the last epoch (training and evaluation, all processes)
 
 
-def _train(args: argparse.Namespace, env: ProcessEnv, output: Path, arch: dict[str, int], classes: list[str], madds: int,
+def _train(settings: TrainSettings, env: ProcessEnv, output: Path, arch: dict[str, int], classes: list[str], madds: int,
            params: int, resume_from: Path | None) -> dict[str, Any]:
-    run_ = _prepare(args, env, arch, classes, madds, params)
+    run_ = _prepare(settings, env, arch, classes, madds, params)
     start_epoch, best = 0, None
     if resume_from is not None:
-        start_epoch, best = _restore(run_.loop, resume_from, args, arch, classes)
+        start_epoch, best = _restore(run_.loop, resume_from, settings, arch, classes)
     if env.main:
-        _write_run_info(args, output, run_, resume_from, start_epoch)
-    best, last = _run_epochs(args, env, output, run_, arch, classes, start_epoch, best)
+        _write_run_info(settings, output, run_, resume_from, start_epoch)
+    best, last = _run_epochs(settings, env, output, run_, arch, classes, start_epoch, best)
     return _finish(env, output, best, last, madds, params, run_.unreadable)
 
 
-def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], classes: list[str], madds: int,
+def _prepare(settings: TrainSettings, env: ProcessEnv, arch: dict[str, int], classes: list[str], madds: int,
              params: int) -> _Run:
     """Data, model (DDP / compiled), optimiser, schedule and loaders of a run."""
-    train_set, eval_set, eval_name = build_datasets(args, classes)
-    plan = plan_run(args, env, len(train_set))
+    train_set, eval_set, eval_name = build_datasets(settings, classes)
+    plan = plan_run(settings, env, len(train_set))
     global_batch, steps_per_epoch, base_lr = plan.global_batch, plan.steps_per_epoch, plan.base_lr
     amp, channels_last, memory_format = plan.amp, plan.channels_last, plan.memory_format
 
-    torch.manual_seed(args.seed)
-    raw: nn.Module = mobilenet.MobileNetLike(arch, width_mult=args.width_mult, num_classes=len(classes),
-                                             dropout=args.dropout)
-    if args.init_from:  # read on rank 0 (as checkpoints are), the weights shared with every rank
-        raw.load_state_dict(on_main(lambda: _subnet_state(args.init_from, arch, classes, args.width_mult), env))
-    if args.sync_bn and env.world > 1:
+    torch.manual_seed(settings.seed)
+    raw: nn.Module = mobilenet.MobileNetLike(arch, width_mult=settings.width_mult, num_classes=len(classes),
+                                             dropout=settings.dropout)
+    if settings.init_from:  # read on rank 0 (as checkpoints are), the weights shared with every rank
+        raw.load_state_dict(on_main(lambda: _subnet_state(settings.init_from, arch, classes, settings.width_mult), env))
+    if settings.sync_bn and env.world > 1:
         raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
     raw = raw.to(env.device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs lack this overload
     model: nn.Module = raw
@@ -328,25 +178,26 @@ def _prepare(args: argparse.Namespace, env: ProcessEnv, arch: dict[str, int], cl
         model = nn.parallel.DistributedDataParallel(raw, device_ids=[env.device.index] if env.device.type == "cuda"
                                                     else None)
     eval_model = raw
-    if args.compile:
+    if settings.compile:
         model, eval_model = cast(nn.Module, torch.compile(model)), cast(nn.Module, torch.compile(raw))
-    loop = TrainLoop(model=model, raw=raw, ema=ModelEma(raw, args.ema_decay) if args.ema_decay else None,
-                     optimizer=build_optimizer(raw, args, base_lr),
+    loop = TrainLoop(model=model, raw=raw, ema=ModelEma(raw, settings.ema_decay) if settings.ema_decay else None,
+                     optimizer=build_optimizer(raw, opt=settings.opt, lr=base_lr, momentum=settings.momentum,
+                                               weight_decay=settings.weight_decay),
                      scaler=torch.amp.GradScaler(env.device.type, enabled=amp == torch.float16),
-                     criterion=nn.CrossEntropyLoss(label_smoothing=args.label_smoothing), amp=amp,
-                     memory_format=memory_format, env=env, total_steps=args.epochs * steps_per_epoch,
-                     warmup_steps=round(args.warmup_epochs * steps_per_epoch), base_lr=base_lr, min_lr=args.min_lr)
+                     criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), amp=amp,
+                     memory_format=memory_format, env=env, total_steps=settings.epochs * steps_per_epoch,
+                     warmup_steps=round(settings.warmup_epochs * steps_per_epoch), base_lr=base_lr, min_lr=settings.min_lr)
 
-    workers = args.workers if args.workers is not None else min(16, (os.cpu_count() or 1) // max(1, env.local_world))
+    workers = settings.workers if settings.workers is not None else min(16, (os.cpu_count() or 1) // max(1, env.local_world))
     sampler, train_loader, eval_loader = build_loaders(
-        train_set, eval_set, batch_size=args.batch_size, world=env.world, rank=env.rank, seed=args.seed,
-        workers=workers, prefetch_factor=args.prefetch_factor, pin_memory=env.device.type == "cuda")
+        train_set, eval_set, batch_size=settings.batch_size, world=env.world, rank=env.rank, seed=settings.seed,
+        workers=workers, prefetch_factor=settings.prefetch_factor, pin_memory=env.device.type == "cuda")
     info = {"arch": arch, "madds": madds, "params": params, "num_classes": len(classes), "world_size": env.world,
             "global_batch": global_batch, "lr": base_lr, "device": str(env.device),
             "amp": str(amp).replace("torch.", "") if amp else "off", "channels_last": channels_last,
             "torch": str(torch.__version__), "train_images": len(train_set), "eval_images": len(eval_set),
-            "eval_set": eval_name, "workers": workers, "init_from": args.init_from}
-    fraction = args.max_bad_images_fraction
+            "eval_set": eval_name, "workers": workers, "init_from": settings.init_from}
+    fraction = settings.max_bad_images_fraction
     return _Run(loop, eval_model, sampler, train_loader, eval_loader, eval_name, info,
                 BadImages("training", len(train_set), fraction, logger),
                 BadImages("evaluation", len(eval_set), fraction, logger))
@@ -360,31 +211,31 @@ def _subnet_state(checkpoint: str, arch: dict[str, int], classes: list[str], wid
     if is_ofa_checkpoint(checkpoint):  # OFA's released w1.2 supernet: 1000 ImageNet classes in sorted order
         weights = OfaSupernetWeights.from_checkpoint(checkpoint)
         if weights.num_classes != len(classes) or width_mult != mobilenet.WIDTH_MULT:
-            raise UsageError(f"--init-from {checkpoint}: OFA's supernet has {weights.num_classes} classes and width "
-                             f"{mobilenet.WIDTH_MULT:g}, not {len(classes)} class folders and --width-mult {width_mult:g}")
+            raise UsageError(f"init_from {checkpoint}: OFA's supernet has {weights.num_classes} classes and width "
+                             f"{mobilenet.WIDTH_MULT:g}, not {len(classes)} class folders and width_mult {width_mult:g}")
         return weights.subnet_state_dict(arch)
     try:
         supernet, meta = load_supernet(checkpoint)
     except UsageError as exc:
-        raise UsageError(f"--init-from: {exc}") from None
+        raise UsageError(f"init_from: {exc}") from None
     if meta["classes"] != classes:
-        raise UsageError(f"--init-from {checkpoint}: the supernet was trained on other classes "
+        raise UsageError(f"init_from {checkpoint}: the supernet was trained on other classes "
                          f"({len(meta['classes'])} vs {len(classes)} class folders, or other names)")
     if supernet.width_mult != width_mult:
-        raise UsageError(f"--init-from {checkpoint}: the supernet has width {supernet.width_mult:g}, not "
-                         f"--width-mult {width_mult:g}")
+        raise UsageError(f"init_from {checkpoint}: the supernet has width {supernet.width_mult:g}, not "
+                         f"width_mult {width_mult:g}")
     return dict(supernet.extract(arch).state_dict())
 
 
-def _restore(loop: TrainLoop, resume_from: Path, args: argparse.Namespace, arch: dict[str, int],
+def _restore(loop: TrainLoop, resume_from: Path, settings: TrainSettings, arch: dict[str, int],
              classes: list[str]) -> tuple[int, dict[str, Any] | None]:
     """Load ``resume_from`` (read by rank 0, broadcast) into the loop; the epoch it ended and the best so far."""
     state = on_main(lambda: load_checkpoint(resume_from), loop.env)
     if state["arch"] != mobilenet.canonical_arch(arch) or state["classes"] != classes \
-            or state["width_mult"] != args.width_mult:
-        raise UsageError(f"--resume {resume_from}: the checkpoint is of another architecture, width or class list")
+            or state["width_mult"] != settings.width_mult:
+        raise UsageError(f"resume {resume_from}: the checkpoint is of another architecture, width or class list")
     if loop.ema is not None and state["ema"] is None:
-        raise UsageError(f"--resume {resume_from}: the checkpoint has no EMA weights (run with --ema-decay 0)")
+        raise UsageError(f"resume {resume_from}: the checkpoint has no EMA weights (run with ema_decay 0)")
     try:
         loop.raw.load_state_dict(state["model"])
         loop.optimizer.load_state_dict(state["optimizer"])
@@ -395,44 +246,44 @@ def _restore(loop: TrainLoop, resume_from: Path, args: argparse.Namespace, arch:
         epoch, step, best = int(state["epoch"]), int(state["step"]), state["best"]
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--resume {resume_from}: the checkpoint does not fit this run ({first})"
+        raise UsageError(f"resume {resume_from}: the checkpoint does not fit this run ({first})"
                          f"{damaged_hint(resume_from) if loop.env.main else ''}") from None
     loop.step = step
     return epoch, best
 
 
-def _write_run_info(args: argparse.Namespace, output: Path, run_: _Run, resume_from: Path | None,
+def _write_run_info(settings: TrainSettings, output: Path, run_: _Run, resume_from: Path | None,
                     start_epoch: int) -> None:
     """``args.yaml`` (the arguments and what they resolved to) and the opening log lines; rank 0 only."""
     import yaml
 
     info = run_.info
     with open(output / "args.yaml", "w", encoding="utf-8") as handle:
-        yaml.safe_dump({"args": vars(args), "resolved": info}, handle, sort_keys=False)
+        yaml.safe_dump({"args": settings.to_dict(), "resolved": info}, handle, sort_keys=False)
     logger.info("architecture %s", json.dumps(info["arch"]))
     if info["init_from"]:
         logger.info("weights from the supernet %s", info["init_from"])
     logger.info("%.1f M MAdds at %d px, %.2f M parameters, %d classes; %d training images, evaluation on %s",
-                info["madds"] / 1e6, args.madds_resolution, info["params"] / 1e6, info["num_classes"],
+                info["madds"] / 1e6, settings.madds_resolution, info["params"] / 1e6, info["num_classes"],
                 info["train_images"], run_.eval_name)
     logger.info("%d process(es) on %s, global batch %d, lr %.4g, amp %s, channels_last %s, compile %s, workers %d",
                 info["world_size"], run_.loop.env.device.type, info["global_batch"], info["lr"], info["amp"],
-                info["channels_last"], args.compile, info["workers"])
+                info["channels_last"], settings.compile, info["workers"])
     if resume_from is not None:
         logger.info("resumed from %s after epoch %d", resume_from, start_epoch)
 
 
-def _run_epochs(args: argparse.Namespace, env: ProcessEnv, output: Path, run_: _Run, arch: dict[str, int],
+def _run_epochs(settings: TrainSettings, env: ProcessEnv, output: Path, run_: _Run, arch: dict[str, int],
                 classes: list[str], start_epoch: int,
                 best: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Train and evaluate epoch by epoch, writing summary.csv, last.pth and best.pth (rank 0) after each."""
     loop = run_.loop
     rows = read_summary(output / "summary.csv", start_epoch) if env.main else []
     last: dict[str, Any] = best or {}
-    for epoch in range(start_epoch, args.epochs):
-        torch.manual_seed(epoch_seed(args.seed, epoch, 1 + env.rank))
+    for epoch in range(start_epoch, settings.epochs):
+        torch.manual_seed(epoch_seed(settings.seed, epoch, 1 + env.rank))
         run_.sampler.set_epoch(epoch)
-        row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, run_.train_loader, epoch, args.log_interval,
+        row: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(loop, run_.train_loader, epoch, settings.log_interval,
                                                                      run_.train_bad)}
         share_buffers(loop.raw, env)
         metrics = evaluate(run_.eval_model, run_.eval_loader, loop, run_.eval_bad)
@@ -452,12 +303,12 @@ def _run_epochs(args: argparse.Namespace, env: ProcessEnv, output: Path, run_: _
             state = {"epoch": epoch + 1, "step": loop.step, "model": loop.raw.state_dict(),
                      "ema": loop.ema.module.state_dict() if loop.ema is not None else None,
                      "optimizer": loop.optimizer.state_dict(), "scaler": loop.scaler.state_dict(), "best": best,
-                     "arch": mobilenet.canonical_arch(arch), "classes": classes, "width_mult": args.width_mult}
+                     "arch": mobilenet.canonical_arch(arch), "classes": classes, "width_mult": settings.width_mult}
             save_atomic(state, output / "last.pth")
             if improved:
                 save_atomic(state, output / "best.pth")
             logger.info("epoch %d/%d train loss %.4f, %s top-1 %.2f top-5 %.2f%s, %.0f s, %.0f images/s", epoch + 1,
-                        args.epochs, row["train_loss"], run_.eval_name, row["top1"], row["top5"],
+                        settings.epochs, row["train_loss"], run_.eval_name, row["top1"], row["top5"],
                         f" (EMA top-1 {row['ema_top1']:.2f} top-5 {row['ema_top5']:.2f})" if loop.ema else "",
                         row["epoch_seconds"], row["train_images_per_s"])
             nni.report_intermediate_result(last["top1"])
@@ -474,7 +325,7 @@ def _finish(env: ProcessEnv, output: Path, best: dict[str, Any] | None, last: di
     """The final result (best epoch): results.json and NNI's final metric on rank 0, returned on every rank; with
     ``unreadable_images`` when the last epoch skipped some."""
     if best is None:
-        raise UsageError("no epoch to run: --epochs is not above the resumed checkpoint's epoch")
+        raise UsageError("no epoch to run: epochs is not above the resumed checkpoint's epoch")
     result = {"default": best["top1"], "top1": best["top1"], "top5": best["top5"], "madds": madds,
               "params": params, "epoch": best["epoch"], "last_top1": last.get("top1", best["top1"])}
     if unreadable:
@@ -486,23 +337,3 @@ def _finish(env: ProcessEnv, output: Path, best: dict[str, Any] | None, last: di
                     best["epoch"], output)
         nni.report_final_result(with_parameter_id(result))  # + the id of the parameters this trial ran
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except DataError as exc:
-        print(f"{PROGRAM}: data error: {exc}", file=sys.stderr)
-        return 2
-    except UsageError as exc:
-        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

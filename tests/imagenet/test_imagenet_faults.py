@@ -18,6 +18,7 @@ from imagefolder_data import make_image_folder
 from nni_asenas.imagenet import train
 from nni_asenas.imagenet.checkpoints import CHECKPOINT_KEYS
 from nni_asenas.imagenet.space import decisions
+from nni_asenas.trials import imagenet as program
 
 PROGRAM = "nni_asenas.trials.imagenet"
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def tiny_args(data: Path, output: Path, arch: Path, *extra: str, epochs: int = 1
 
 
 def one_line_error(argv: list[str], capsys, prefix: str = "error") -> str:
-    assert train.main(argv) == 2
+    assert program.main(argv) == 2
     message = capsys.readouterr().err.strip()
     assert message.startswith(f"{PROGRAM}: {prefix}: ") and "\n" not in message, message
     return message
@@ -82,7 +83,7 @@ def test_a_few_unreadable_images_are_skipped_logged_and_counted(data, arch_file,
     corrupt(bad_val)
     output = tmp_path / "run"
     argv = tiny_args(data, output, arch_file, "--max-bad-images-fraction", "0.1", "--workers", "1", epochs=2)
-    assert train.main(argv) == 0
+    assert program.main(argv) == 0
 
     log = (output / "log.txt").read_text()
     for path in (bad_train, cut_train, bad_val):
@@ -105,7 +106,11 @@ def test_an_unreadable_val_image_does_not_lose_the_epoch(data, arch_file, tmp_pa
     assert "--max-bad-images-fraction 0.001 allows (0)" in message and str(data / "val/ant/2.jpeg") in message
     assert torch.load(output / "last.pth", weights_only=True)["epoch"] == 1  # the trained epoch is kept
     assert len(reports["intermediate"]) == 1
-    assert reports["final"] == [{"data_error": message.split("data error: ", 1)[1]}]
+    # NNI gets the library's words (settings, not flags): the same fault
+    reported = reports["final"][0]["data_error"]
+    assert len(reports["final"]) == 1 and reported.startswith(f"data {data}: 1 of the 12 evaluation images")
+    assert reported.replace("max_bad_images_fraction", "--max-bad-images-fraction") == \
+        message.split("data error: ", 1)[1].replace("--data", "data", 1)
 
 
 def test_too_many_unreadable_training_images_stop_before_the_epoch_ends(data, arch_file, tmp_path, reports,
@@ -157,7 +162,7 @@ def test_inside_a_search_a_data_error_is_not_held_against_the_architecture(data,
         argv = ["--data", str(data), "--output", str(tmp_path / f"trial-{parameter_id}"), "--epochs", "1",
                 "--batch-size", "4", "--img-size", "32", "--width-mult", "0.25", "--workers", "0", "--lr", "0.05",
                 "--max-madds", "0", "--ema-decay", "0"]
-        code = train.main(argv)
+        code = program.main(argv)
         if code:
             tuner.trial_end(parameter_id, False)  # NNI: the trial process failed
         return code, params
@@ -179,7 +184,7 @@ def test_inside_a_search_a_data_error_is_not_held_against_the_architecture(data,
 @pytest.fixture
 def finished_run(data, arch_file, tmp_path, reports) -> Path:
     output = tmp_path / "run"
-    assert train.main(tiny_args(data, output, arch_file, "--ema-decay", "0")) == 0
+    assert program.main(tiny_args(data, output, arch_file, "--ema-decay", "0")) == 0
     return output
 
 
@@ -191,10 +196,10 @@ def test_resume_from_a_truncated_checkpoint_points_to_best(finished_run, data, a
                              capsys)
     assert f"--resume {last}: it cannot be read as a checkpoint" in message
     best = finished_run / "best.pth"
-    assert f"{best} (epoch 1) is readable: resume from it with --resume {best}" in message
+    assert f"{best} (epoch 1) is readable: continue from it with --resume {best}" in message
     assert sorted((p.name, p.stat().st_size) for p in finished_run.iterdir()) == before  # nothing touched
 
-    assert train.main(tiny_args(data, finished_run, arch_file, "--ema-decay", "0", "--resume", str(best),
+    assert program.main(tiny_args(data, finished_run, arch_file, "--ema-decay", "0", "--resume", str(best),
                                 epochs=2)) == 0  # the hint works
     assert torch.load(last, weights_only=True)["epoch"] == 2
 
@@ -221,7 +226,7 @@ def test_a_checkpoint_with_the_keys_but_other_weights_does_not_fit(finished_run,
     torch.save(state, last)
     message = one_line_error(tiny_args(data, finished_run, arch_file, "--ema-decay", "0", "--resume", epochs=2),
                              capsys)
-    assert "the checkpoint does not fit this run" in message and "resume from it with --resume" in message
+    assert "the checkpoint does not fit this run" in message and "continue from it with --resume" in message
     assert set(CHECKPOINT_KEYS) <= set(torch.load(finished_run / "best.pth", weights_only=True))
 
 

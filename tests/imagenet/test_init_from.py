@@ -14,6 +14,7 @@ from torch import nn
 from nni_asenas.imagenet import train as imagenet
 from nni_asenas.imagenet.supernet import MobileNetSupernet
 from nni_asenas.imagenet.supernet_train import checkpoint_state
+from nni_asenas.trials import imagenet as program
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
 ARCH = {"s1_depth": 3, "s2_depth": 2, "s3_depth": 4, "s4_depth": 2, "s5_depth": 3,
@@ -57,7 +58,7 @@ def test_first_step_starts_from_the_supernet_weights(image_folder: Path, superne
     argv = ["--data", str(image_folder), "--arch", str(arch_file), "--init-from", str(path), "--epochs", "1",
             "--batch-size", "6", "--img-size", "32", "--width-mult", "0.25", "--workers", "0", "--holdout", "6",
             "--max-madds", "0", "--ema-decay", "0", "--output", str(tmp_path / "tuned")]
-    assert imagenet.main(argv) == 0
+    assert program.main(argv) == 0
     subnet = supernet.extract(ARCH).eval()
     assert all(torch.equal(value, seen["state"][key]) for key, value in subnet.state_dict().items())
     first_batch = seen["outputs"]
@@ -71,7 +72,7 @@ def _first_batch(image_folder: Path, argv: list[str]) -> torch.Tensor:
     """The trial's first training batch, rebuilt with its own data pipeline and seeds."""
     from nni_asenas.imagenet.data import build_datasets, build_loaders
 
-    args = imagenet.build_parser().parse_args(argv)
+    args = program.parse_settings(argv)
     train_set, eval_set, _ = build_datasets(args, ["ant", "bee", "cat"])
     sampler, loader, _ = build_loaders(train_set, eval_set, batch_size=args.batch_size, world=1, rank=0,
                                        seed=args.seed, workers=0, prefetch_factor=2, pin_memory=False)
@@ -87,9 +88,9 @@ def test_mismatched_supernet_is_named(image_folder: Path, supernet_file: Any, tm
     arch_file.write_text(json.dumps(ARCH))
     base = ["--data", str(image_folder), "--arch", str(arch_file), "--epochs", "1", "--batch-size", "6",
             "--img-size", "32", "--workers", "0", "--holdout", "6", "--max-madds", "0"]
-    assert imagenet.main([*base, "--width-mult", "0.5", "--init-from", str(path), "--output", str(tmp_path / "a")]) == 2
+    assert program.main([*base, "--width-mult", "0.5", "--init-from", str(path), "--output", str(tmp_path / "a")]) == 2
     assert "the supernet has width 0.25, not --width-mult 0.5" in capsys.readouterr().err
-    assert imagenet.main([*base, "--width-mult", "0.25", "--init-from", str(tmp_path / "none.pth"),
+    assert program.main([*base, "--width-mult", "0.25", "--init-from", str(tmp_path / "none.pth"),
                           "--output", str(tmp_path / "b")]) == 2
     assert "--init-from: supernet checkpoint" in capsys.readouterr().err
 
@@ -117,6 +118,6 @@ def test_first_step_starts_from_ofa_weights(image_folder: Path, tmp_path: Path, 
     argv = ["--data", str(image_folder), "--arch", str(arch_file), "--init-from", str(path), "--epochs", "1",
             "--batch-size", "6", "--img-size", "32", "--workers", "0", "--holdout", "6", "--max-madds", "0",
             "--ema-decay", "0", "--output", str(tmp_path / "tuned")]
-    assert imagenet.main(argv) == 0
+    assert program.main(argv) == 0
     expected = OfaSupernetWeights(state).subnet_state_dict(ARCH)
     assert all(torch.equal(value, seen["state"][key]) for key, value in expected.items())

@@ -22,6 +22,7 @@ from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet import supernet_train
 from nni_asenas.imagenet.supernet import SubnetSampler, largest_arch, smallest_arch
 from nni_asenas.imagenet.supernet_search import build_search_evaluator
+from nni_asenas.trials import supernet as program
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ def test_trains_writes_its_files_reports_and_resumes_exactly(image_folder: Path,
                                                              reports: dict[str, list],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     straight = tmp_path / "straight"
-    assert supernet_train.main(tiny_args(image_folder, straight)) == 0
+    assert program.main(tiny_args(image_folder, straight)) == 0
     assert {p.name for p in straight.iterdir()} >= {"args.yaml", "summary.csv", "log.txt", "last.pth", "results.json"}
     state = torch.load(straight / "last.pth", weights_only=True)
     assert state["epoch"] == 2 and state["step"] == 2 and state["holdout"] == 6  # 18 images: one step per epoch
@@ -106,10 +107,10 @@ def test_trains_writes_its_files_reports_and_resumes_exactly(image_folder: Path,
 
     interrupted = tmp_path / "interrupted"
     monkeypatch.setattr(supernet_train.nni, "report_intermediate_result", killed_after_first_epoch)
-    assert supernet_train.main(tiny_args(image_folder, interrupted)) == 130
+    assert program.main(tiny_args(image_folder, interrupted)) == 130
     assert torch.load(interrupted / "last.pth", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(supernet_train.nni, "report_intermediate_result", lambda value: None)
-    assert supernet_train.main(tiny_args(image_folder, interrupted, "--resume")) == 0
+    assert program.main(tiny_args(image_folder, interrupted, "--resume")) == 0
     same_state(torch.load(straight / "last.pth", weights_only=True),
                torch.load(interrupted / "last.pth", weights_only=True))
     assert rows(straight / "summary.csv") == rows(interrupted / "summary.csv")
@@ -119,7 +120,7 @@ def test_trains_writes_its_files_reports_and_resumes_exactly(image_folder: Path,
 def test_uniform_sampling_under_a_madds_limit(image_folder: Path, tmp_path: Path, reports: dict[str, list]) -> None:
     limit = 30e6
     output = tmp_path / "uniform"
-    assert supernet_train.main(tiny_args(image_folder, output, "--sampling", "uniform", "--max-madds", str(limit),
+    assert program.main(tiny_args(image_folder, output, "--sampling", "uniform", "--max-madds", str(limit),
                                          "--batch-size", "9", epochs=1)) == 0
     plan = dict(sampling="uniform", random_subnets=1)
     sampler = SubnetSampler(seed=0, max_madds=limit, width_mult=0.25, num_classes=3)
@@ -132,9 +133,9 @@ def test_uniform_sampling_under_a_madds_limit(image_folder: Path, tmp_path: Path
 
 
 def test_bad_inputs_are_named(image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert supernet_train.main(tiny_args(image_folder, tmp_path / "a", "--batch-size", "19")) == 2
+    assert program.main(tiny_args(image_folder, tmp_path / "a", "--batch-size", "19")) == 2
     assert "fewer than one global batch" in capsys.readouterr().err
-    assert supernet_train.main(tiny_args(image_folder, tmp_path / "b", "--max-madds", "1e6")) == 2
+    assert program.main(tiny_args(image_folder, tmp_path / "b", "--max-madds", "1e6")) == 2
     assert "below the smallest network" in capsys.readouterr().err
     with pytest.raises(Exception, match="no such file"):
         supernet_train.load_supernet(tmp_path / "missing.pth")
@@ -224,7 +225,7 @@ def test_unreadable_training_images_are_counted_or_stop_the_run(image_folder: Pa
     victim = next(index for index in rest if index not in calibration)  # trained on, never scored
     Path(folder.samples[victim][0]).write_bytes(b"not a jpeg")
     common = ["--sampling", "uniform", "--batch-size", "9", "--max-bad-images-fraction"]
-    assert supernet_train.main(tiny_args(data, tmp_path / "strict", *common, "0", epochs=1)) == 2
+    assert program.main(tiny_args(data, tmp_path / "strict", *common, "0", epochs=1)) == 2
     assert "cannot be read" in capsys.readouterr().err
-    assert supernet_train.main(tiny_args(data, tmp_path / "lenient", *common, "0.2", epochs=1)) == 0
+    assert program.main(tiny_args(data, tmp_path / "lenient", *common, "0.2", epochs=1)) == 0
     assert [row["train_bad_images"] for row in rows(tmp_path / "lenient" / "summary.csv")] == ["1.0"]

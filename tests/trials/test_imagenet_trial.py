@@ -21,6 +21,7 @@ from nni_asenas.imagenet import train as imagenet
 from nni_asenas.imagenet.data import stratified_subset
 from nni_asenas.imagenet.engine import lr_at
 from nni_asenas.imagenet.space import MobileNetLike, count_madds, decisions, search_space_json, within_madds
+from nni_asenas.trials import imagenet as program
 
 REPO = Path(__file__).resolve().parents[2]
 TIMING_COLUMNS = ("epoch_seconds", "train_images_per_s")
@@ -116,7 +117,7 @@ def test_stratified_subset_is_balanced_seeded_and_exact():
 
 def test_one_epoch_trains_writes_its_files_and_reports(data, arch_file, tmp_path, reports):
     output = tmp_path / "run"
-    assert imagenet.main(tiny_args(data, output, arch=arch_file)) == 0
+    assert program.main(tiny_args(data, output, arch=arch_file)) == 0
 
     assert sorted(p.name for p in output.iterdir()) == ["args.yaml", "best.pth", "last.pth", "log.txt",
                                                         "results.json", "summary.csv"]
@@ -144,7 +145,7 @@ def test_one_epoch_trains_writes_its_files_and_reports(data, arch_file, tmp_path
 
 def test_resume_continues_with_identical_state(data, arch_file, tmp_path, reports, monkeypatch):
     straight = tmp_path / "straight"
-    assert imagenet.main(tiny_args(data, straight, arch=arch_file, epochs=2)) == 0
+    assert program.main(tiny_args(data, straight, arch=arch_file, epochs=2)) == 0
     assert len(reports.intermediate) == 2
 
     def killed_after_first_epoch(value: float) -> None:
@@ -152,12 +153,12 @@ def test_resume_continues_with_identical_state(data, arch_file, tmp_path, report
 
     interrupted = tmp_path / "interrupted"
     monkeypatch.setattr(imagenet.nni, "report_intermediate_result", killed_after_first_epoch)
-    assert imagenet.main(tiny_args(data, interrupted, "--workers", "1", arch=arch_file, epochs=2)) == 130
+    assert program.main(tiny_args(data, interrupted, "--workers", "1", arch=arch_file, epochs=2)) == 130
     assert torch.load(interrupted / "last.pth", weights_only=True)["epoch"] == 1
 
     resumed: list[float] = []
     monkeypatch.setattr(imagenet.nni, "report_intermediate_result", resumed.append)
-    assert imagenet.main(tiny_args(data, interrupted, "--resume", arch=arch_file, epochs=2)) == 0
+    assert program.main(tiny_args(data, interrupted, "--resume", arch=arch_file, epochs=2)) == 0
     assert resumed == [reports.intermediate[1]]
     assert reports.final[1] == reports.final[0]
     assert_same_state(torch.load(straight / "last.pth", weights_only=True),
@@ -174,7 +175,7 @@ def test_nni_parameters_search_mode_bf16_and_channels_last(data, tmp_path, repor
     output = tmp_path / "search"
     argv = tiny_args(data, output, "--train-subset", "0.5", "--holdout", "6", "--val-subset", "3", "--ema-decay", "0",
                      "--amp", "bf16", "--channels-last", "--opt", "rmsprop", "--randaugment", "2,5")
-    assert imagenet.main(argv) == 0
+    assert program.main(argv) == 0
     resolved = yaml.safe_load((output / "args.yaml").read_text())["resolved"]
     assert resolved["arch"] == arch and resolved["amp"] == "bfloat16" and resolved["channels_last"] is True
     assert resolved["train_images"] == 9  # (24 - 6 held out) / 2
@@ -187,7 +188,7 @@ def test_nni_parameters_search_mode_bf16_and_channels_last(data, tmp_path, repor
 # -------------------------------------------------------------------------------------------------------- errors
 
 def run_error(argv: list[str], capsys) -> str:
-    assert imagenet.main(argv) == 2
+    assert program.main(argv) == 2
     message = capsys.readouterr().err.strip()
     assert message.startswith("nni_asenas.trials.imagenet: error: ") and "\n" not in message
     return message
@@ -259,7 +260,7 @@ def test_cuda_requested_but_absent(data, arch_file, tmp_path, capsys):
 
 def test_existing_checkpoint_needs_resume_and_bad_flags_are_named(data, arch_file, tmp_path, reports, capsys):
     output = tmp_path / "run"
-    assert imagenet.main(tiny_args(data, output, "--ema-decay", "0", arch=arch_file)) == 0
+    assert program.main(tiny_args(data, output, "--ema-decay", "0", arch=arch_file)) == 0
     assert "already holds a checkpoint" in run_error(tiny_args(data, output, arch=arch_file), capsys)
     assert "no such checkpoint" in run_error(tiny_args(data, tmp_path / "x", "--resume", str(tmp_path / "no.pth"),
                                                        arch=arch_file), capsys)
@@ -285,8 +286,7 @@ def test_experiment_runs_this_trial_in_search_mode_and_the_tuner_honours_the_bud
     assert config.training_service.gpu_indices == list(range(8))
     argv = shlex.split(config.trial_command)
     assert argv[:3] == ["python3", "-m", "nni_asenas.trials.imagenet"]
-    args = imagenet.build_parser().parse_args(argv[3:])
-    imagenet._check_args(args)
+    args = program.parse_settings(argv[3:])
     assert args.epochs <= 10 and args.train_subset < 1 and args.holdout > 0 and args.max_madds == 600e6
 
     class_args = dict(config.tuner.class_args)
