@@ -205,9 +205,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     ofa = parser.add_argument_group("OFA's released accuracy predictor (--space mobilenet)")
     ofa.add_argument("--ofa-predictor", type=Path, metavar="FILE",
                      help="search against OFA's acc_predictor.pth (from OFA's model zoo; never downloaded)")
-    ofa.add_argument("--resolution", type=int, default=224, metavar="PX",
+    ofa.add_argument("--resolution", default="224", metavar="PX",
                      help="input resolution the predictor scores and the MAdds count at: one of OFA's 160, 176, "
-                     "192, 208, 224 (default: %(default)s)")
+                     "192, 208, 224, or 'search' to make it one more decision of the architecture, as in OFA's "
+                     "search (default: %(default)s)")
     ofa.add_argument("--ofa-latency-tables", type=Path, metavar="DIR",
                      help="folder of OFA's Note10 tables ({resolution}_lookup_table.yaml), for --max-latency-ms")
     ofa.add_argument("--max-latency-ms", type=float, metavar="MS", help="Note10 latency limit (ms)")
@@ -271,7 +272,6 @@ def run_search(args: argparse.Namespace) -> int:
 def run_ofa_search(args: argparse.Namespace) -> int:
     """``nni-asenas search --space mobilenet --ofa-predictor FILE``: ASE-NAS scored by OFA's released predictor,
     under a MAdds limit and, with OFA's Note10 tables, a latency limit; every check before the search."""
-    from nni_asenas.imagenet.ofa_space import check_resolution
     from nni_asenas.imagenet.predictor_search import DEFAULT_QUERIES
 
     if args.space != "mobilenet":
@@ -286,30 +286,30 @@ def run_ofa_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-queries must be >= 1, got {queries}")
     if (args.ofa_latency_tables is None) != (args.max_latency_ms is None):
         raise UsageError("--max-latency-ms and --ofa-latency-tables DIR go together")
-    with flag_errors({"resolution": "--resolution"}):
-        resolution = check_resolution(args.resolution)
+    resolution = _resolution(args.resolution)
     from nni_asenas.imagenet.limits import latency_constraint, min_madds
     from nni_asenas.imagenet.ofa_latency import OfaLatencyTable
     from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
+    from nni_asenas.imagenet.ofa_space import RESOLUTION_LABEL, canonical_arch_with_resolution
     from nni_asenas.imagenet.space import canonical_arch
     from nni_asenas.imagenet.space_search import run_mobilenet_search
 
-    least = min_madds(resolution)[0]
+    least, _, least_at = min_madds(resolution)
     if args.max_madds < least:
         raise UsageError(f"--max-madds {args.max_madds / 1e6:.1f} M is below the smallest network of the space "
-                         f"({least / 1e6:.1f} M MAdds at {resolution} px)")
+                         f"({least / 1e6:.1f} M MAdds at {least_at} px)")
     predictor = OfaAccuracyPredictor.from_file(args.ofa_predictor, resolution=resolution)
     table, constraint = None, None
     if args.ofa_latency_tables is not None:
         table = OfaLatencyTable(args.ofa_latency_tables, resolution=resolution)
         constraint = latency_constraint(table, args.max_latency_ms)
-    initial = read_init(args.init, canonical_arch)
+    initial = read_init(args.init, canonical_arch if resolution is not None else canonical_arch_with_resolution)
     if args.output is not None:
         prepare_output_dir(args.output)
     config = method_config(args)
     warn_about_random_start(config, queries)  # after the checks: an error stays the one line
     evaluator: dict[str, Any] = {"kind": "ofa-predictor", "predictor": str(args.ofa_predictor),
-                                 "resolution": resolution}
+                                 "resolution": resolution if resolution is not None else "search"}
     if table is not None:
         evaluator.update(latency_tables=str(args.ofa_latency_tables), max_latency_ms=args.max_latency_ms)
     with flag_errors(SEARCH_FLAGS), query_progress(queries, not args.no_progress) as on_query:
@@ -317,16 +317,36 @@ def run_ofa_search(args: argparse.Namespace) -> int:
             lambda arch: 100.0 * predictor.predict_one(arch), max_queries=queries, evaluator=evaluator,
             seed=args.seed, max_madds=args.max_madds, madds_resolution=resolution, constraint=constraint,
             initial_architectures=initial, config=config, on_query=on_query)
-    if result["best"] is not None:
-        result["best"]["resolution"] = resolution
+    best = result["best"]
+    if best is not None:
+        best.setdefault("resolution", resolution)  # searched: the search named it
         if table is not None:
-            result["best"]["latency_ms"] = table.latency(result["best"]["arch"])
+            best["latency_ms"] = table.latency({**best["arch"], RESOLUTION_LABEL: best["resolution"]})
     _print_summary(result)
-    if table is not None and result["best"] is not None:
-        print(f"Note10 latency of the best: {result['best']['latency_ms']:.2f} ms (limit {args.max_latency_ms:g} ms)")
+    if best is not None:
+        print(f"input resolution of the best: {best['resolution']} px"
+              + (" (searched; fine-tune it with --img-size " + str(best["resolution"]) + ")"
+                 if resolution is None else ""))
+    if table is not None and best is not None:
+        print(f"Note10 latency of the best: {best['latency_ms']:.2f} ms (limit {args.max_latency_ms:g} ms)")
     if args.output is not None:
         write_winner(args.output, result)
     return 0
+
+
+def _resolution(text: str) -> int | None:
+    """``--resolution``: one of OFA's sizes, or None for ``search`` (a decision of the architecture)."""
+    from nni_asenas.imagenet.ofa_space import check_resolution
+
+    if text == "search":
+        return None
+    try:
+        value: Any = int(text)
+    except ValueError:
+        raise UsageError(f"--resolution must be one of OFA's 160, 176, 192, 208, 224 or 'search', got {text!r}") \
+            from None
+    with flag_errors({"resolution": "--resolution"}):
+        return check_resolution(value)
 
 
 def _print_summary(result: Mapping[str, Any]) -> None:

@@ -15,6 +15,13 @@ from typing import Any, Callable, Iterable, Mapping
 from nni_asenas.config import AseNasConfig, resolve_config
 from nni_asenas.errors import UsageError
 from nni_asenas.imagenet import space as mobilenet
+from nni_asenas.imagenet.ofa_space import (
+    RESOLUTION_LABEL,
+    RESOLUTIONS,
+    canonical_arch_with_resolution,
+    decisions_with_resolution,
+    split_resolution,
+)
 from nni_asenas.search.initial import read_initial_architectures
 from nni_asenas.search.loop import Query, run_search
 
@@ -30,7 +37,7 @@ def run_mobilenet_search(
     evaluator: Mapping[str, Any],
     seed: int = 0,
     max_madds: float | None = mobilenet.MAX_MADDS,
-    madds_resolution: int = mobilenet.RESOLUTION,
+    madds_resolution: int | None = mobilenet.RESOLUTION,
     width_mult: float = mobilenet.WIDTH_MULT,
     num_classes: int = mobilenet.NUM_CLASSES,
     constraint: Callable[[dict[str, int]], bool] | None = None,
@@ -43,7 +50,11 @@ def run_mobilenet_search(
     (higher is better) of a canonical architecture (:func:`~nni_asenas.imagenet.space.canonical_arch`).
 
     ``max_madds`` (None: no limit) counts at ``madds_resolution`` px for networks of ``width_mult`` and
-    ``num_classes``; ``constraint(arch) -> bool`` adds any other limit (latency, ...). ``evaluator`` describes the
+    ``num_classes``; ``constraint(arch) -> bool`` adds any other limit (latency, ...). ``madds_resolution=None``
+    makes the input resolution one more decision, as in OFA's search (``"resolution"``, one of OFA's sizes:
+    :func:`~nni_asenas.imagenet.ofa_space.decisions_with_resolution`): every architecture that ``evaluate`` and
+    ``constraint`` get, and the trajectory and candidates hold, carries it; MAdds count at each one's own
+    resolution; ``best`` is the network (``arch``) and its ``resolution``. ``evaluator`` describes the
     evaluator in the result (its ``kind`` and facts). ``initial_architectures`` are architectures or files of them
     (:mod:`nni_asenas.search.initial`). An evaluation that raises ``RuntimeError`` or ``ValueError`` is a failed
     query and the search goes on. ``on_query`` gets each trajectory entry.
@@ -55,14 +66,22 @@ def run_mobilenet_search(
     if "kind" not in evaluator:
         raise ValueError("evaluator needs a 'kind' (what scores the architectures)")
 
-    def madds(arch: Mapping[str, Any]) -> int:
-        return mobilenet.count_madds(arch, width_mult=width_mult, num_classes=num_classes, resolution=madds_resolution)
+    canonical: Callable[[Mapping[str, Any]], dict[str, int]]
+    if madds_resolution is None:
+        space, canonical = decisions_with_resolution(), canonical_arch_with_resolution
+    else:
+        space, canonical = mobilenet.decisions(), mobilenet.canonical_arch
 
-    smallest = {label: options[0] for label, options in mobilenet.decisions().items()}
+    def madds(arch: Mapping[str, Any]) -> int:
+        network, size = split_resolution(arch, madds_resolution, None if madds_resolution is not None else RESOLUTIONS)
+        return mobilenet.count_madds(network, width_mult=width_mult, num_classes=num_classes, resolution=size)
+
+    smallest = {label: options[0] for label, options in space.items()}  # at the least resolution where searched
     if max_madds is not None and madds(smallest) > max_madds:
+        at = smallest.get(RESOLUTION_LABEL, madds_resolution)
         raise UsageError(f"max_madds {max_madds / 1e6:.1f} M is below the smallest network of the space "
-                         f"({madds(smallest) / 1e6:.1f} M MAdds at {madds_resolution} px)")
-    initial = read_initial_architectures(initial_architectures, mobilenet.canonical_arch)
+                         f"({madds(smallest) / 1e6:.1f} M MAdds at {at} px)")
+    initial = read_initial_architectures(initial_architectures, canonical)
     for arch in initial:
         if max_madds is not None and madds(arch) > max_madds:
             raise UsageError(f"initial architecture over the MAdds limit: {madds(arch) / 1e6:.1f} M > "
@@ -72,34 +91,37 @@ def run_mobilenet_search(
 
     def allowed(arch: dict[str, Any]) -> bool:
         return (max_madds is None or madds(arch) <= max_madds) and (
-            constraint is None or constraint(mobilenet.canonical_arch(arch)))
+            constraint is None or constraint(canonical(arch)))
 
     config = resolve_config(config, **settings)
     from nni_asenas.core.searcher import AseNasSearcher  # torch and the policy: after the checks
 
     # canonical: labels of blocks beyond a stage's depth do not change the network, so one network is one query
-    searcher = AseNasSearcher(mobilenet.decisions(), config, initial_architectures=initial, seed=seed,
+    searcher = AseNasSearcher(space, config, initial_architectures=initial, seed=seed,
                               constraint=None if max_madds is None and constraint is None else allowed,
-                              canonical=mobilenet.canonical_arch)
+                              canonical=canonical)
     trajectory: list[dict[str, Any]] = []
 
     def record(query: Query) -> None:
-        arch = mobilenet.canonical_arch(query.arch)
+        arch = canonical(query.arch)
         trajectory.append({"query": query.number, "arch": arch, "top1": query.value, "madds": madds(arch),
                            "kind": query.proposal.kind, "best_top1": query.best_value, "seconds": query.seconds})
         if on_query is not None:
             on_query(trajectory[-1])
 
-    search = run_search(searcher, lambda arch: evaluate(mobilenet.canonical_arch(arch)), max_queries=max_queries,
+    search = run_search(searcher, lambda arch: evaluate(canonical(arch)), max_queries=max_queries,
                         on_query=record, score_unit=100.0)
     best = None
     if search.best is not None:
-        arch = mobilenet.canonical_arch(search.best.arch)
-        best = {"arch": arch, "top1": search.best.value, "madds": madds(arch),
-                "params": mobilenet.count_params(arch, width_mult=width_mult, num_classes=num_classes)}
+        arch = canonical(search.best.arch)
+        network, size = split_resolution(arch, madds_resolution, None if madds_resolution is not None else RESOLUTIONS)
+        best = {"arch": dict(network), "top1": search.best.value, "madds": madds(arch),
+                "params": mobilenet.count_params(network, width_mult=width_mult, num_classes=num_classes)}
+        if madds_resolution is None:
+            best["resolution"] = size
     return search.document(
         strategy="asenas+" if initial else "asenas", space=SPACE, seed=seed,
         settings={**config.to_dict(), "initial_architectures": initial}, best=best,
-        candidates=[mobilenet.canonical_arch(obs.arch) for obs in search.candidates], trajectory=trajectory,
+        candidates=[canonical(obs.arch) for obs in search.candidates], trajectory=trajectory,
         max_madds=max_madds, madds_resolution=madds_resolution, evaluator=dict(evaluator),
     )

@@ -54,6 +54,30 @@ def test_the_same_seed_gives_the_same_search_at_another_resolution(ofa, tmp_path
     assert runs[0]["madds_resolution"] == 160 and runs[0]["best"]["resolution"] == 160
 
 
+def test_the_resolution_searched_as_one_more_decision_stays_within_both_limits(ofa, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert search("--ofa-predictor", str(ofa / "acc_predictor.pth"), "--resolution", "search", "--max-queries", "60",
+                  "--max-madds", "400e6", "--ofa-latency-tables", str(ofa / "note10"), "--max-latency-ms", "30",
+                  "--seed", "1", "--output", str(out)) == 0
+    assert "(searched; fine-tune it with --img-size" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    trajectory = result["trajectory"]
+    assert result["evaluator"]["resolution"] == "search" and result["madds_resolution"] is None
+    sizes = {entry["arch"]["resolution"] for entry in trajectory}
+    assert len(sizes) > 1 and sizes <= {160, 176, 192, 208, 224}
+    table = OfaLatencyTable(ofa / "note10", resolution=None)
+    predictor = OfaAccuracyPredictor.from_file(ofa / "acc_predictor.pth", resolution=None)
+    for entry in trajectory:  # MAdds and latency at each architecture's own resolution
+        assert entry["madds"] == madds(entry["arch"], resolution=None) <= 400e6
+        assert table.latency(entry["arch"]) <= 30
+    best = result["best"]
+    searched = {**best["arch"], "resolution": best["resolution"]}
+    assert best["top1"] == pytest.approx(100 * predictor.predict_one(searched))
+    assert best["top1"] == max(entry["top1"] for entry in trajectory)
+    assert best["latency_ms"] == pytest.approx(table.latency(searched))
+    assert json.loads((out / "arch.json").read_text()) == best["arch"]  # the network; its size is --img-size
+
+
 def test_bad_input_is_one_line_before_any_search(ofa, tmp_path, capsys):
     missing_key = tmp_path / "note10"
     shutil.copytree(ofa / "note10", missing_key)
@@ -73,6 +97,9 @@ def test_bad_input_is_one_line_before_any_search(ofa, tmp_path, capsys):
          "224_lookup_table.yaml"),
         (("--ofa-predictor", predictor, "--max-latency-ms", "25"), "--max-latency-ms and --ofa-latency-tables"),
         (("--ofa-predictor", predictor, "--resolution", "200"), "--resolution 200 is not one of OFA's"),
+        (("--ofa-predictor", predictor, "--resolution", "any"), "--resolution must be one of OFA's"),
+        (("--ofa-predictor", predictor, "--resolution", "search", "--max-madds", "9e7"),
+         "below the smallest network of the space (100.3 M MAdds at 160 px)"),
     ]
     for args, needle in cases:
         assert search(*args, "--output", str(tmp_path / "never")) == 2, args
