@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from nni_asenas.errors import DataError, UsageError, flag_errors
 from nni_asenas.imagenet.settings import CHOICES, RunSettings
 
-__all__ = ["add_data_flags", "add_hardware_flags", "add_schedule_flags", "flags_of", "run_program", "settings_from"]
+__all__ = ["add_data_flags", "add_hardware_flags", "add_schedule_flags", "flags_of", "parse_flags", "run_program", "settings_from"]
 
 S = TypeVar("S", bound=RunSettings)
 
@@ -94,14 +94,19 @@ def settings_from(namespace: argparse.Namespace, settings: type[S]) -> S:
     return settings(**{field.name: values[field.name] for field in dataclasses.fields(settings)})
 
 
+def parse_flags(parser: argparse.ArgumentParser, settings: type[S], argv: Sequence[str] | None) -> S:
+    """The ``settings`` the command line ``argv`` gives (a bad value is a :class:`UsageError` naming its flag)."""
+    namespace = parser.parse_args(argv)
+    with flag_errors(flags_of(parser)):
+        return settings_from(namespace, settings)
+
+
 def run_program(program: str, parser: argparse.ArgumentParser, settings: type[S], run: Callable[[S], Any],
                 argv: Sequence[str] | None) -> int:
     """Parse ``argv`` into ``settings`` and ``run`` them. Bad input (a flag's value, a file, the data) is one line on
     stderr naming the flag, exit 2; an interrupt is exit 130."""
-    namespace = parser.parse_args(argv)
     try:
-        with flag_errors(flags_of(parser)):
-            run(settings_from(namespace, settings))
+        run(parse_flags(parser, settings, argv))
     except DataError as exc:
         print(f"{program}: data error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,6 @@ import argparse
 import sys
 from typing import Sequence
 
-from nni_asenas.errors import flag_errors
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.engine import lr_at
 from nni_asenas.imagenet.settings import TrainSettings
@@ -26,9 +25,8 @@ from nni_asenas.trials._program import (
     add_data_flags,
     add_hardware_flags,
     add_schedule_flags,
-    flags_of,
+    parse_flags,
     run_program,
-    settings_from,
 )
 
 __all__ = ["build_parser", "parse_settings", "lr_at", "main", "run"]
@@ -70,10 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_settings(argv: Sequence[str] | None = None) -> TrainSettings:
     """The settings the command line ``argv`` gives (a bad value is a :class:`UsageError` naming its flag)."""
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
-    with flag_errors(flags_of(parser)):
-        return settings_from(namespace, TrainSettings)
+    return parse_flags(build_parser(), TrainSettings, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

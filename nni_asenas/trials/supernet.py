@@ -16,7 +16,6 @@ import argparse
 import sys
 from typing import Sequence
 
-from nni_asenas.errors import flag_errors
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.settings import CHOICES, SupernetSettings
 from nni_asenas.imagenet.supernet_train import run
@@ -24,9 +23,8 @@ from nni_asenas.trials._program import (
     add_data_flags,
     add_hardware_flags,
     add_schedule_flags,
-    flags_of,
+    parse_flags,
     run_program,
-    settings_from,
 )
 
 __all__ = ["build_parser", "parse_settings", "main", "run"]
@@ -69,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_settings(argv: Sequence[str] | None = None) -> SupernetSettings:
     """The settings the command line ``argv`` gives (a bad value is a :class:`UsageError` naming its flag)."""
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
-    with flag_errors(flags_of(parser)):
-        return settings_from(namespace, SupernetSettings)
+    return parse_flags(build_parser(), SupernetSettings, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
