@@ -47,7 +47,8 @@ INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fa
 # A new centre for a candidate whose one-edit neighbourhood is exhausted (its ``parent`` is that candidate).
 RESTART = "restart"
 _STATE_VERSION = 2
-#: A constraint that rejects this many proposals in a row stops the search with an error instead of looping on.
+#: A constraint that rejects this many uniform random draws in a row stops the search with an error instead of
+#: looping on (the policy's edits and walks near the limit are not counted: long runs of them are normal).
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
 MAX_LESSONS = 4
@@ -528,18 +529,28 @@ class AseNasSearcher:
         return model
 
     def _random_unvisited(self, attempts: int = 1000) -> Arch | None:
-        for _ in range(attempts):
-            code = self._canon(random_architecture(self._sizes, self._rng))
-            if code not in self._by_code and self._is_valid(code):
-                return code
-        # Random draws keep hitting known or invalid architectures: walk out from a known one, nearest first.
-        starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
-        start = starts[int(self._rng.integers(len(starts)))]
-        for code in map(self._canon, itertools.chain(
-                [start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes)))):
-            if code not in self._by_code and self._is_valid(code):
-                return code
-        return None
+        """A random unvisited architecture the constraint admits, or None when every valid one is known."""
+        while True:
+            for _ in range(attempts):
+                code = self._canon(random_architecture(self._sizes, self._rng))
+                if code not in self._by_code and self._is_valid(code, sampled=True):
+                    return code
+            # Random draws keep hitting known or invalid architectures: walk out from a known one, nearest first,
+            # for as many rejections as the random draws may meet in a row; then draw again from another start.
+            starts = [r.code for r in self._records.values()] or [random_architecture(self._sizes, self._rng)]
+            start = starts[int(self._rng.integers(len(starts)))]
+            rejected = 0
+            for code in map(self._canon, itertools.chain(
+                    [start], neighbours(start, self._sizes, self._rng, max_distance=len(self._sizes)))):
+                if code in self._by_code:
+                    continue
+                if self._is_valid(code):
+                    return code
+                rejected += 1
+                if rejected >= MAX_REJECTIONS_IN_A_ROW:
+                    break
+            else:
+                return None  # the walk covered the whole space
 
     def _propose(self, code: Arch, kind: str, *, parent: int | None = None, step: _Step | None = None) -> Proposal:
         rid = self._new_record(code, kind, parent)
@@ -555,13 +566,18 @@ class AseNasSearcher:
         self._by_code[code] = rid
         return rid
 
-    def _is_valid(self, code: Arch) -> bool:
+    def _is_valid(self, code: Arch, *, sampled: bool = False) -> bool:
+        """Whether the constraint admits ``code`` (remembered when it does not). Only uniform random draws
+        (``sampled``) count towards the error for a constraint that admits almost nothing: the policy's edits and the
+        walks near a limit meet long runs of rejections in a search that is going well."""
         if code in self._rejected:
             return False
         if self._constraint is None or self._constraint(self._arch(code)):
             self._rejections_in_a_row = 0
             return True
         self._rejected.add(code)
+        if not sampled:
+            return False
         self._rejections_in_a_row += 1
         if self._rejections_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
             self._rejections_in_a_row = 0

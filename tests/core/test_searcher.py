@@ -271,6 +271,21 @@ def test_a_constraint_that_admits_almost_nothing_gives_a_clear_error(monkeypatch
         s.ask()
 
 
+def test_a_tight_constraint_that_random_draws_meet_is_searched_without_an_error(monkeypatch):
+    """About 1 random architecture in 1,600 is within the limit: walks and edits near the limit meet long runs of
+    rejections, which are not the constraint admitting almost nothing (they stopped such searches before)."""
+    import nni_asenas.core.searcher as module
+
+    monkeypatch.setattr(module, "MAX_REJECTIONS_IN_A_ROW", 2000)
+    space = {f"d{i}": list(range(4)) for i in range(30)}
+    s = AseNasSearcher(space, seed=1, constraint=lambda arch: sum(arch.values()) <= 25)
+    for _ in range(120):
+        proposal = s.ask()
+        assert sum(proposal.arch.values()) <= 25
+        s.tell(proposal.id, -sum((v - 1.5) ** 2 for v in proposal.arch.values()))
+    assert len(s.history) == 120
+
+
 def test_a_strict_constraint_still_finds_its_few_architectures():
     # 1 architecture in 4096 is valid: random draws miss it, the nearest-first walk finds it
     target = {f"d{i}": 3 for i in range(6)}
