@@ -54,6 +54,7 @@ from .space import (
     WIDTH_MULT,
     MobileNetLike,
     canonical_arch,
+    canonical_key,
     decisions,
     depth_label,
     expand_label,
@@ -361,7 +362,6 @@ def build_ofa_evaluator(checkpoint: str | Path, data: str | Path, *, holdout: fl
     from .data import IMAGENET_MEAN, IMAGENET_STD
     from .engine import amp_dtype
     from .evaluator import SubnetEvaluator, image_folder_batches, normalize_uint8
-    from .supernet_search import mobilenet_key
 
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("device cuda: CUDA is not available here; use device cpu")
@@ -381,4 +381,4 @@ def build_ofa_evaluator(checkpoint: str | Path, data: str | Path, *, holdout: fl
     return SubnetEvaluator(extract, calibration=calibration, evaluation=evaluation,
                            prepare=normalize_uint8(IMAGENET_MEAN, IMAGENET_STD, device=target,
                                                    channels_last=channels_last),
-                           device=target, amp=amp_dtype(amp, target), key=mobilenet_key)
+                           device=target, amp=amp_dtype(amp, target), key=canonical_key)

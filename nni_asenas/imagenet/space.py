@@ -45,7 +45,7 @@ from torch import nn
 from nni_asenas.errors import UsageError
 
 __all__ = [
-    "BlockSpec", "LayerShape", "MobileNetLike", "canonical_arch", "count_madds",
+    "BlockSpec", "LayerShape", "MobileNetLike", "canonical_arch", "canonical_key", "count_madds",
     "count_params", "decisions", "layer_shapes", "make_divisible", "network_plan", "search_space_json",
     "validate_arch", "within_madds",
 ]
@@ -159,6 +159,11 @@ def canonical_arch(params: Mapping[str, Any]) -> dict[str, int]:
     depths = {stage: arch[depth_label(stage)] for stage in range(1, len(STAGES) + 1)}
     space = decisions()
     return {label: value if _is_used(label, depths) else space[label][0] for label, value in arch.items()}
+
+
+def canonical_key(arch: Mapping[str, Any]) -> str:
+    """Cache key of an architecture: its canonical form (decisions of absent blocks ignored)."""
+    return json.dumps(sorted(canonical_arch(arch).items()))
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

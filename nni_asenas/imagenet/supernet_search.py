@@ -17,7 +17,7 @@ from nni_asenas.errors import UsageError
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.space_search import run_mobilenet_search
 
-__all__ = ["as_nni_evaluator", "build_search_evaluator", "mobilenet_key", "run_supernet_search"]
+__all__ = ["as_nni_evaluator", "build_search_evaluator", "run_supernet_search"]
 
 
 def run_supernet_search(
@@ -80,15 +80,8 @@ def build_search_evaluator(checkpoint: str, data: str, *, calib_images: int = 20
     supernet.eval()
     evaluator = SubnetEvaluator(supernet.extract, calibration=calibration, evaluation=evaluation,
                                 prepare=normalize_uint8(IMAGENET_MEAN, IMAGENET_STD, device=target, channels_last=last),
-                                device=target, amp=amp_dtype(amp, target), key=mobilenet_key)
+                                device=target, amp=amp_dtype(amp, target), key=mobilenet.canonical_key)
     return supernet, evaluator, meta
-
-
-def mobilenet_key(arch: Mapping[str, Any]) -> str:
-    """Cache key of a MobileNet-like architecture: its canonical form (decisions of absent blocks ignored)."""
-    import json
-
-    return json.dumps(sorted(mobilenet.canonical_arch(arch).items()))
 
 
 def _report_subnet_score(model: Any, evaluate: Callable[[Mapping[str, Any]], float]) -> float:

@@ -106,7 +106,9 @@ def run_program(program: str, parser: argparse.ArgumentParser, settings: type[S]
     """Parse ``argv`` into ``settings`` and ``run`` them. Bad input (a flag's value, a file, the data) is one line on
     stderr naming the flag, exit 2; an interrupt is exit 130."""
     try:
-        run(parse_flags(parser, settings, argv))
+        chosen = parse_flags(parser, settings, argv)
+        with flag_errors(flags_of(parser)):  # the library's errors name settings; the user typed flags
+            run(chosen)
     except DataError as exc:
         print(f"{program}: data error: {exc}", file=sys.stderr)
         return 2
