@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
-from nni_asenas.comparison.harness import compare, describe_stats
+from nni_asenas.comparison.harness import _init_worker, compare, describe_stats
+from nni_asenas.comparison.local_search import local_search
 from nni_asenas.core.searcher import AseNasSearcher
 from nni_asenas.imagenet.limits import latency_constraint, madds_constraint
 from nni_asenas.imagenet.ofa_latency import OfaLatencyTable
@@ -29,7 +33,7 @@ from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
 from nni_asenas.imagenet.space import canonical_arch
 from nni_asenas.imagenet.space import decisions as mobilenet_decisions
 
-STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "random")
+STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "local-search", "random")
 MAX_MADDS = 600e6
 
 
@@ -58,7 +62,8 @@ class Objective:
 
 
 def run_asenas(objective: Objective, decisions: dict[str, list[int]], seed: int, preset: str) -> None:
-    searcher = AseNasSearcher(decisions, preset, seed=seed, constraint=objective.within)
+    # the canonical form, as `nni-asenas search --space mobilenet` gives it: one network, one proposal
+    searcher = AseNasSearcher(decisions, preset, seed=seed, constraint=objective.within, canonical=canonical_arch)
     asks = 0
     while not objective.done and asks < 50 * objective.queries:
         asks += 1
@@ -74,6 +79,18 @@ def run_random(objective: Objective, decisions: dict[str, list[int]], seed: int)
         arch = {label: options[int(rng.integers(len(options)))] for label, options in decisions.items()}
         if objective.within(arch):
             objective(arch)
+
+
+def run_local_search(objective: Objective, decisions: dict[str, list[int]], seed: int) -> None:
+    """Best-improvement local search over one-edit neighbours with random restarts (White et al. 2021), moving only
+    within the limits."""
+    labels, options = list(decisions), list(decisions.values())
+
+    def arch(code: tuple[int, ...]) -> dict[str, int]:
+        return {label: values[i] for label, values, i in zip(labels, options, code)}
+
+    local_search([len(values) for values in options], lambda code: objective(arch(code)), np.random.default_rng(seed),
+                 lambda: objective.done, admits=lambda code: objective.within(arch(code)))
 
 
 def run_ofa_evolution(objective: Objective, decisions: dict[str, list[int]], seed: int) -> None:
@@ -150,6 +167,41 @@ def run_optuna(objective: Objective, decisions: dict[str, list[int]], seed: int)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
+def within_limits(ofa_files: str, max_madds: float, max_latency_ms: float | None) -> Callable[[dict[str, Any]], bool]:
+    within_madds = madds_constraint(max_madds)
+    if max_latency_ms is None:
+        return within_madds
+    within_latency = latency_constraint(OfaLatencyTable(f"{ofa_files}/note10"), max_latency_ms)
+    return lambda arch: within_madds(arch) and within_latency(arch)
+
+
+def run_seed(ofa_files: str, max_madds: float, max_latency_ms: float | None, queries: dict[str, int],
+             seed: int, parent: int | None = None) -> dict[str, tuple[list[float], float]]:
+    """Each strategy's scores in query order (up to its number of ``queries``) and its seconds, for one seed (in a
+    pool worker of ``parent``)."""
+    if parent is not None:
+        _init_worker(parent)
+    warnings.filterwarnings("ignore")
+    predictor = OfaAccuracyPredictor.from_file(f"{ofa_files}/acc_predictor.pth")
+    within = within_limits(ofa_files, max_madds, max_latency_ms)
+    decisions = mobilenet_decisions()
+    runners: dict[str, Callable[[Objective, int], None]] = {
+        "asenas": lambda objective, seed: run_asenas(objective, decisions, seed, "default"),
+        "asenas-paper": lambda objective, seed: run_asenas(objective, decisions, seed, "paper"),
+        "ofa-evolution": lambda objective, seed: run_ofa_evolution(objective, decisions, seed),
+        "optuna-tpe-mv": lambda objective, seed: run_optuna(objective, decisions, seed),
+        "local-search": lambda objective, seed: run_local_search(objective, decisions, seed),
+        "random": lambda objective, seed: run_random(objective, decisions, seed),
+    }
+    runs = {}
+    for strategy, budget in queries.items():
+        objective = Objective(predictor, budget, within)
+        tick = time.perf_counter()
+        runners[strategy](objective, seed)
+        runs[strategy] = (objective.scores, time.perf_counter() - tick)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ofa-files", required=True, help="folder with OFA's acc_predictor.pth")
@@ -160,6 +212,9 @@ def main() -> None:
     parser.add_argument("--max-latency-ms", type=float, help="also a Note10 latency limit (tables in OFA_FILES/note10)")
     parser.add_argument("--reach-at", type=int, help="the budget whose ASE-NAS result OFA's finder is timed to reach "
                         "(default: the largest)")
+    parser.add_argument("--up-to", action="append", default=[], metavar="STRATEGY=QUERIES",
+                        help="run STRATEGY only to this budget (a slow one); repeatable")
+    parser.add_argument("--workers", type=int, default=1, help="seeds run in this many processes (default 1)")
     parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -167,49 +222,46 @@ def main() -> None:
     seeds = list(range(int(first), int(last or first) + 1))
     budgets = sorted(int(q) for q in args.queries.split(","))
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    predictor = OfaAccuracyPredictor.from_file(f"{args.ofa_files}/acc_predictor.pth")
-    within_madds = madds_constraint(args.max_madds)
+    unknown = sorted(set(strategies) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"--strategies: unknown {', '.join(unknown)} (known: {', '.join(STRATEGIES)})")
     limit = f"<= {args.max_madds / 1e6:.0f} M MAdds"
-    within = within_madds
     if args.max_latency_ms is not None:
-        within_latency = latency_constraint(OfaLatencyTable(f"{args.ofa_files}/note10"), args.max_latency_ms)
         limit += f" and <= {args.max_latency_ms:g} ms on the Note10"
-
-        def within(arch: dict[str, Any]) -> bool:
-            return within_madds(arch) and within_latency(arch)
-    decisions = mobilenet_decisions()
-    runners: dict[str, Callable[[Objective, int], None]] = {
-        "asenas": lambda objective, seed: run_asenas(objective, decisions, seed, "default"),
-        "asenas-paper": lambda objective, seed: run_asenas(objective, decisions, seed, "paper"),
-        "ofa-evolution": lambda objective, seed: run_ofa_evolution(objective, decisions, seed),
-        "optuna-tpe-mv": lambda objective, seed: run_optuna(objective, decisions, seed),
-        "random": lambda objective, seed: run_random(objective, decisions, seed),
-    }
+    cap = {name: int(value) for name, _, value in (item.partition("=") for item in args.up_to)}
+    queries = {s: min(cap.get(s, budgets[-1]), budgets[-1]) for s in strategies}
+    job = (args.ofa_files, args.max_madds, args.max_latency_ms, queries)
+    if args.workers > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+            futures = [pool.submit(run_seed, *job, seed, os.getpid()) for seed in seeds]
+            per_seed = [future.result() for future in futures]
+    else:
+        per_seed = [run_seed(*job, seed) for seed in seeds]
     best: dict[str, dict[int, list[float]]] = {s: {q: [] for q in budgets} for s in strategies}
     curves: dict[str, list[list[float]]] = {s: [] for s in strategies}
     seconds: dict[str, list[float]] = {s: [] for s in strategies}
-    for seed in seeds:
-        for strategy in strategies:
-            objective = Objective(predictor, budgets[-1], within)
-            tick = time.perf_counter()
-            runners[strategy](objective, seed)
-            seconds[strategy].append(time.perf_counter() - tick)
+    for seed, runs in zip(seeds, per_seed):
+        for strategy, (scores, spent) in runs.items():
+            seconds[strategy].append(spent)
             for q in budgets:
-                best[strategy][q].append(max(objective.scores[:q]))
-            curves[strategy].append(list(np.maximum.accumulate(objective.scores)))
-        print(f"seed {seed}: " + ", ".join(f"{s} {best[s][budgets[-1]][-1]:.3f}" for s in strategies), flush=True)
-    report: dict[str, Any] = {"max_madds": args.max_madds, "max_latency_ms": args.max_latency_ms, "seeds": args.seeds, "budgets": budgets, "results": {}}
+                if q <= queries[strategy]:
+                    best[strategy][q].append(max(scores[:q]))
+            curves[strategy].append(list(np.maximum.accumulate(scores)))
+        print(f"seed {seed}: " + ", ".join(f"{s} {max(runs[s][0]):.3f}" for s in strategies), flush=True)
+    report: dict[str, Any] = {"max_madds": args.max_madds, "max_latency_ms": args.max_latency_ms, "seeds": args.seeds, "budgets": budgets, "seconds": seconds, "results": {}}
     for q in budgets:
-        reference = max(max(best[s][q]) for s in strategies)
+        present = [s for s in strategies if best[s][q]]  # those run to this budget
+        reference = max(max(best[s][q]) for s in present)
         lines = [f"OFA predictor, {limit} at 224 px, {q} queries, seeds {args.seeds} (regret against "
                  f"{reference:.3f} % top-1, the best any run found)", "",
                  "| strategy | regret mean [95 % CI] (points) | vs asenas: Δ (Welch p) | s/run |", "|---|---|---|---|"]
         report["results"][str(q)] = {"reference": reference, "strategies": {}}
-        for strategy in strategies:
+        for strategy in present:
             regrets = [reference - b for b in best[strategy][q]]
             stats = describe_stats(regrets)
             versus = compare(regrets, [reference - b for b in best["asenas"][q]]) \
-                if "asenas" in best and strategy != "asenas" else None
+                if best.get("asenas", {}).get(q) and strategy != "asenas" else None
             report["results"][str(q)]["strategies"][strategy] = {"regret": stats, "vs_asenas": versus,
                                                                  "best": best[strategy][q]}
             ci = f"[{stats['ci95'][0]:.3f}, {stats['ci95'][1]:.3f}]" if stats["ci95"] else ""

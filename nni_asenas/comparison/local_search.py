@@ -26,14 +26,15 @@ def one_edit_neighbours(code: Arch, sizes: Sequence[int]) -> list[Arch]:
 
 
 def local_search(sizes: Sequence[int], query: Callable[[Arch], float], rng: np.random.Generator,
-                 done: Callable[[], bool]) -> dict[Arch, float]:
+                 done: Callable[[], bool], admits: Callable[[Arch], bool] | None = None) -> dict[Arch, float]:
     """Best-improvement local search with random restarts until ``done()``; returns every score queried, in order.
 
     From a random unvisited architecture, query all its one-edit neighbours (in random order) and move to the best
     if it beats the current architecture; at a local optimum, restart from a new random unvisited architecture.
     ``query(code)`` returns a score (higher is better) and is called at most once per architecture: a repeat reads
     the recorded score at no cost. ``done()`` is asked before every query; the search also ends when every
-    architecture has been queried.
+    architecture has been queried. With ``admits`` (a constraint such as a MAdds limit), architectures it rejects are
+    neither queried nor moved to, and restarts begin at admitted ones.
     """
     scores: dict[Arch, float] = {}
     total = math.prod(int(n) for n in sizes)
@@ -47,13 +48,15 @@ def local_search(sizes: Sequence[int], query: Callable[[Arch], float], rng: np.r
 
     while len(scores) < total and not done():
         current = tuple(int(rng.integers(n)) for n in sizes)
-        if current in scores:
-            continue  # restarts begin at unvisited architectures
+        if current in scores or (admits is not None and not admits(current)):
+            continue  # restarts begin at unvisited admitted architectures
         current_score = score(current)
         while current_score is not None:
             ring = one_edit_neighbours(current, sizes)
             best, best_score = None, current_score
             for i in rng.permutation(len(ring)):
+                if admits is not None and not admits(ring[int(i)]):
+                    continue
                 value = score(ring[int(i)])
                 if value is None:
                     return scores

@@ -52,6 +52,8 @@ _STATE_VERSION = 2
 MAX_REJECTIONS_IN_A_ROW = 20_000
 #: At most this many draws that land on evaluated architectures are learnt from per proposal (free lessons).
 MAX_LESSONS = 4
+#: At most this many draws the constraint rejects are repaired per proposal (see ``_repairs``).
+MAX_REPAIRED_DRAWS = 4
 #: The model's hyperparameters are refitted when the results have grown by this factor since the last fit.
 REFIT_GROWTH = 1.1
 
@@ -408,8 +410,9 @@ class AseNasSearcher:
         """One policy step: draw ``max_redraws`` rollouts as a batch and propose one unvisited valid child.
 
         Without a surrogate the first such draw is proposed; with one, the draw it rates highest (duplicates
-        counted once). Draws that land on evaluated architectures are free lessons (their recorded scores are their
-        rewards). When no draw is usable, an unvisited neighbour of the first draw's centre, nearest first."""
+        counted once), together with the admissible repairs of draws the constraint rejected. Draws that land on
+        evaluated architectures are free lessons (their recorded scores are their rewards). When no draw is usable, an
+        unvisited neighbour of the first draw's centre, nearest first."""
         restart = self._restart_proposal()
         if restart is not None:
             return restart
@@ -419,17 +422,25 @@ class AseNasSearcher:
         rank = self._config.surrogate != "none"
         lessons: list[tuple[int, float]] = []
         usable: dict[Arch, int] = {}  # unvisited valid child -> the first row that drew it
+        repaired: dict[Arch, int] = {}  # a rejected child of the first draw's subspace -> its row
         for row, rollout in enumerate(tokens):
             centre_id = self._slots[rollout[0]]
             child = self._canon(apply_edits(self._records[centre_id].code, AseNasPolicy.edits(rollout)))
             known = self._by_code.get(child)
             if known is None:
-                if child not in usable and self._is_valid(child):
+                if child in usable or child in repaired:
+                    continue
+                if self._is_valid(child):
                     usable[child] = row
                     if not rank:
                         break
+                elif rank and rollout[0] == tokens[0][0] and len(repaired) < MAX_REPAIRED_DRAWS:
+                    repaired[child] = row
             elif self._records[known].status == "done" and len(lessons) < MAX_LESSONS:
                 lessons.append((row, (self._score(known) - self._score(centre_id)) / self._stats.scale))
+        for child, row in repaired.items():
+            for repair in self._repairs(child):
+                usable.setdefault(repair, row)
         if usable:
             # The policy's first draw picks the subspace (global search); the surrogate ranks the edits drawn in it
             # (local search). Ranking every draw would let it always pick the best centre's subspace.
@@ -480,6 +491,21 @@ class AseNasSearcher:
             _logger.info("candidate %d is a spent local optimum: restarting its slot", rid)
             return self._propose(pool[pick], RESTART, parent=rid)
         return None
+
+    def _repairs(self, code: Arch) -> list[Arch]:
+        """The unvisited one-edit neighbours of ``code`` (a draw the constraint rejected) that the constraint admits.
+
+        Near a limit most edits that add capacity are rejected; an edit that adds capacity here and one that takes
+        it away there is how a search moves along the limit, so these join the draws the model ranks (the rejected
+        draw's row learns from what its repair scores)."""
+        repairs: list[Arch] = []
+        for position, size in enumerate(self._sizes):
+            for option in range(size):
+                if option != code[position]:
+                    neighbour = self._canon(code[:position] + (option,) + code[position + 1:])
+                    if neighbour not in self._by_code and neighbour not in repairs and self._is_valid(neighbour):
+                        repairs.append(neighbour)
+        return repairs
 
     def _exhausted(self, code: Arch) -> bool:
         """Whether every one-edit neighbour of ``code`` has been proposed or rejected."""

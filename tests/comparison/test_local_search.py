@@ -60,3 +60,19 @@ def test_ends_when_the_whole_space_is_known():
     calls, query = counting(lambda code: float(sum(code)))
     scores = local_search([2, 2], query, np.random.default_rng(1), lambda: False)
     assert sorted(scores) == [(0, 0), (0, 1), (1, 0), (1, 1)] and len(calls) == 4
+
+
+def test_a_constraint_keeps_every_query_and_every_move_within_it():
+    sizes = [4] * 6
+    admitted = lambda code: sum(code) <= 8  # noqa: E731
+    queried = []
+
+    def query(code):
+        assert admitted(code)
+        queried.append(code)
+        return float(sum(w * v for w, v in zip(range(1, 7), code)))
+
+    scores = local_search(sizes, query, np.random.default_rng(0), lambda: len(queried) >= 200, admits=admitted)
+    assert len(scores) == 200 == len(set(queried))
+    # the best under the limit: all 8 units on the heaviest decisions (3 + 3 + 2 on the last three)
+    assert max(scores.values()) == 6 * 3 + 5 * 3 + 4 * 2

@@ -286,6 +286,31 @@ def test_a_tight_constraint_that_random_draws_meet_is_searched_without_an_error(
     assert len(s.history) == 120
 
 
+def test_near_a_limit_rejected_edits_are_repaired_into_moves_along_it():
+    """Every score gain here needs more of the budget: one-edit moves from a centre at the limit are all rejected,
+    so the model also ranks each rejected draw's admissible one-edit repairs (two edits from the centre)."""
+    space = {f"d{i}": list(range(4)) for i in range(12)}
+    weights = [1.0 + 0.25 * i for i in range(12)]
+
+    def score(arch):
+        return sum(w * v for w, v in zip(weights, arch.values()))
+
+    s = AseNasSearcher(space, seed=0, n_initial=10, constraint=lambda arch: sum(arch.values()) <= 12)
+    by_id = {}
+    two_edit_steps = 0
+    for _ in range(80):
+        proposal = s.ask()
+        assert sum(proposal.arch.values()) <= 12
+        by_id[proposal.id] = proposal.arch
+        if proposal.kind == "search":
+            parent = by_id[proposal.parent]
+            two_edit_steps += sum(parent[k] != proposal.arch[k] for k in space) == 2
+        s.tell(proposal.id, score(proposal.arch))
+    assert two_edit_steps > 0
+    # the optimum puts the 12 units on the four heaviest decisions (40.5); one-edit moves alone end near 33-37
+    assert s.best.score >= 39.5
+
+
 def test_a_strict_constraint_still_finds_its_few_architectures():
     # 1 architecture in 4096 is valid: random draws miss it, the nearest-first walk finds it
     target = {f"d{i}": 3 for i in range(6)}
