@@ -28,6 +28,7 @@ MAX_N_STEPS = 1000
 MAX_HIDDEN_SIZE = 4096
 MAX_REDRAWS = 1000
 MAX_N_INITIAL = 1_000_000
+MAX_FALLBACK_RADIUS = 1000
 #: Values of :attr:`AseNasConfig.surrogate`.
 SURROGATES = ("gp", "none")
 
@@ -73,6 +74,10 @@ class AseNasConfig:
         starts as the best ``k`` of them. The first ``k`` are random whatever this says (0: the paper's start).
         The default, 12, was chosen on NAS-Bench-201 seeds 0-49 for every budget from 25 queries to ~150; the
         fitted model makes a longer random start unnecessary (``docs/method.md``).
+    fallback_radius
+        When every draw of a proposal lands on a known (or invalid) architecture, the chosen subspace is spent:
+        like a trust region, it widens to ``fallback_radius`` edits of its centre and the surrogate picks the most
+        promising unvisited architecture there. 0, or no surrogate: the nearest unvisited neighbour (the paper).
     """
 
     k: int = 3
@@ -88,6 +93,7 @@ class AseNasConfig:
     exploration: float = 0.0
     restart_pool: int = 256
     n_initial: int = 12
+    fallback_radius: int = 3
 
     def __post_init__(self) -> None:
         for name, high in (("k", MAX_K), ("n_steps", MAX_N_STEPS), ("hidden_size", MAX_HIDDEN_SIZE),
@@ -98,6 +104,9 @@ class AseNasConfig:
         if isinstance(self.restart_pool, bool) or not isinstance(self.restart_pool, int) or not (
                 0 <= self.restart_pool <= MAX_REDRAWS):
             raise UsageError(f"restart_pool must be an integer in 0..{MAX_REDRAWS}, got {self.restart_pool!r}")
+        if isinstance(self.fallback_radius, bool) or not isinstance(self.fallback_radius, int) or not (
+                0 <= self.fallback_radius <= MAX_FALLBACK_RADIUS):
+            raise UsageError(f"fallback_radius must be an integer in 0..{MAX_FALLBACK_RADIUS}, got {self.fallback_radius!r}")
         if isinstance(self.n_initial, bool) or not isinstance(self.n_initial, int) or not (
                 0 <= self.n_initial <= MAX_N_INITIAL):
             raise UsageError(f"n_initial must be an integer in 0..{MAX_N_INITIAL}, got {self.n_initial!r}")
@@ -147,7 +156,7 @@ class AseNasConfig:
 PRESETS: dict[str, AseNasConfig] = {
     "default": AseNasConfig(),
     "paper": AseNasConfig(k=3, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
-                           restart_pool=0, n_initial=0),
+                           restart_pool=0, n_initial=0, fallback_radius=0),
 }
 
 

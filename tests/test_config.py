@@ -13,7 +13,7 @@ def test_defaults_presets_and_overrides() -> None:
     assert resolve_config() == AseNasConfig() == PRESETS["default"]
     assert resolve_config("paper").learning_rate == pytest.approx(9.45e-3)
     paper = AseNasConfig(k=5, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
-                         restart_pool=0, n_initial=0)
+                         restart_pool=0, n_initial=0, fallback_radius=0)
     assert resolve_config("paper", k=5) == paper
     config = AseNasConfig(k=4)
     assert resolve_config(config, n_steps=2) == AseNasConfig(k=4, n_steps=2)
@@ -37,6 +37,7 @@ def test_defaults_presets_and_overrides() -> None:
         ({"exploration": -1.0}, "exploration must be >= 0"),
         ({"restart_pool": -1}, "restart_pool must be an integer in 0..1000"),
         ({"n_initial": 2.5}, "n_initial must be an integer in 0..1000000, got 2.5"),
+        ({"fallback_radius": -2}, "fallback_radius must be an integer in 0..1000, got -2"),
     ],
 )
 def test_bad_settings_name_the_setting(settings: dict, message: str) -> None:
@@ -79,6 +80,7 @@ def test_the_paper_preset_is_the_published_method() -> None:
     assert (paper.k, paper.n_steps, paper.hidden_size) == (3, 4, 64)
     assert (paper.learning_rate, paper.weight_decay, paper.entropy_weight) == (9.45e-3, 2.37e-5, 5.05e-4)
     assert (paper.surrogate, paper.restart_pool) == ("none", 0)  # no ranking of draws, no restarts
+    assert paper.fallback_radius == 0  # a spent subspace falls back to the nearest unvisited neighbour
 
 
 def test_random_start_warning_only_when_it_takes_over_half_of_a_known_budget() -> None:

@@ -30,6 +30,7 @@ _HELP = {
     "exploration": "0: rank draws by expected improvement; > 0: by mean + exploration x std (UCB)",
     "restart_pool": "random architectures rated to restart a spent candidate (0: never restart)",
     "n_initial": "random architectures evaluated before the policy starts (at least k)",
+    "fallback_radius": "edits a spent subspace widens to for a model-picked fallback (0: nearest neighbour)",
 }
 #: Settings whose values are names: their choices.
 _CHOICES = {"surrogate": SURROGATES}

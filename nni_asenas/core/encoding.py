@@ -50,7 +50,8 @@ def validate_decisions(decisions: Mapping[str, Sequence[Any]]) -> tuple[list[str
 
 def arch_to_indices(arch: Mapping[str, Any], labels: Sequence[str], options: Sequence[Sequence[Any]]) -> Arch:
     """``{label: value}`` -> option indices. Raises ValueError naming a missing/unknown label or value."""
-    unknown = [key for key in arch if key not in labels]
+    known = set(labels)
+    unknown = [key for key in arch if key not in known]
     if unknown:
         raise ValueError(f"architecture has unknown decision {unknown[0]!r}")
     code = []
@@ -59,7 +60,7 @@ def arch_to_indices(arch: Mapping[str, Any], labels: Sequence[str], options: Seq
             raise ValueError(f"architecture lacks decision {label!r}")
         value = arch[label]
         try:
-            code.append(list(values).index(value))
+            code.append(values.index(value))
         except ValueError:
             raise ValueError(f"decision {label!r} has no option {value!r} (options: {list(values)!r})") from None
     return tuple(code)

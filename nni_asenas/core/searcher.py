@@ -46,7 +46,7 @@ _logger = logging.getLogger(__name__)
 INITIAL, RANDOM, SEARCH, FALLBACK, OBSERVED = "initial", "random", "search", "fallback", "observed"
 # A new centre for a candidate whose one-edit neighbourhood is exhausted (its ``parent`` is that candidate).
 RESTART = "restart"
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 #: A constraint that rejects this many uniform random draws in a row stops the search with an error instead of
 #: looping on (the policy's edits and walks near the limit are not counted: long runs of them are normal).
 MAX_REJECTIONS_IN_A_ROW = 20_000
@@ -54,6 +54,8 @@ MAX_REJECTIONS_IN_A_ROW = 20_000
 MAX_LESSONS = 4
 #: At most this many draws the constraint rejects are repaired per proposal (see ``_repairs``).
 MAX_REPAIRED_DRAWS = 4
+#: How many architectures of a widened subspace the model rates for a fallback proposal (``fallback_radius``).
+FALLBACK_POOL = 1000
 #: The model's hyperparameters are refitted when the results have grown by this factor since the last fit.
 REFIT_GROWTH = 1.1
 
@@ -173,6 +175,7 @@ class AseNasSearcher:
         self._seed = check_seed(seed)
         self._labels, self._options = validate_decisions(decisions)
         self._sizes = [len(values) for values in self._options]
+        self._option_index = _option_index(self._options)
         c = self._config
         self._constraint = constraint
         self._canonical = canonical
@@ -304,8 +307,8 @@ class AseNasSearcher:
         return self._observation(rid)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this exact search (torch.save-able); version 2 (:func:`upgrade_state`
-        reads version 1)."""
+        """Everything needed to continue this exact search (torch.save-able); version 3 (:func:`upgrade_state`
+        reads versions 1 and 2)."""
         return {
             "version": _STATE_VERSION,
             "decisions": self.decisions,
@@ -449,12 +452,45 @@ class AseNasSearcher:
             pick = int(np.argmax(self._rate(children))) if rank and len(children) > 1 else 0
             row = usable[children[pick]]
             return self._propose_step(children[pick], SEARCH, tokens, graph, row, row, lessons)
-        centre_id = self._slots[tokens[0][0]]
-        for code in map(self._canon, neighbours(self._records[centre_id].code, self._sizes, self._rng,
-                                                max_distance=len(self._sizes))):
+        centre = self._records[self._slots[tokens[0][0]]].code
+        if rank and self._config.fallback_radius > 0:
+            pool = self._widened_subspace(centre, self._config.fallback_radius)
+            # best-rated first; the constraint is asked only until it admits one (it may be costly to evaluate)
+            for index in np.argsort(-self._rate(pool), kind="stable") if len(pool) > 1 else range(len(pool)):
+                if self._is_valid(pool[index]):
+                    return self._propose_step(pool[index], FALLBACK, tokens, graph, 0, None, lessons)
+        for code in map(self._canon, neighbours(centre, self._sizes, self._rng, max_distance=len(self._sizes))):
             if code not in self._by_code and self._is_valid(code):
                 return self._propose_step(code, FALLBACK, tokens, graph, 0, None, lessons)
         return None  # every architecture reachable from the centre (i.e. the whole space) is known or invalid
+
+    def _widened_subspace(self, centre: Arch, radius: int) -> list[Arch]:
+        """Up to ``FALLBACK_POOL`` random unvisited architectures (not checked against the constraint) within ``radius`` edits of ``centre``, the
+        number of edits drawn uniformly from 1..radius (so the far rings, which hold most of the architectures, do
+        not crowd out the near ones). A subspace whose draws all land on known architectures is spent: like a trust
+        region after a success, it widens, and the model picks in the wider region."""
+        sizes = np.array(self._sizes)
+        editable = np.flatnonzero(sizes > 1)
+        if editable.size == 0:
+            return []
+        radius = min(radius, editable.size)
+        n = 2 * FALLBACK_POOL
+        distance = self._rng.integers(1, radius + 1, size=n)
+        # the `distance` editable positions with the smallest random keys; each moves to another option, uniformly
+        keys = np.full((n, len(sizes)), np.inf)
+        keys[:, editable] = self._rng.random((n, editable.size))
+        order = np.argsort(np.argsort(keys, axis=1), axis=1)
+        edited = order < distance[:, None]
+        shift = self._rng.integers(1, np.maximum(sizes, 2)[None, :], size=(n, len(sizes)))
+        codes = np.where(edited, (np.array(centre)[None, :] + shift) % sizes[None, :], np.array(centre)[None, :])
+        pool: dict[Arch, None] = {}
+        for row in codes.tolist():
+            code = self._canon(tuple(row))
+            if code not in self._by_code and code not in pool and code not in self._rejected:
+                pool[code] = None
+                if len(pool) == FALLBACK_POOL:
+                    break
+        return list(pool)
 
     def _propose_step(self, code: Arch, kind: str, tokens: list[list[int]], graph: tuple[np.ndarray, np.ndarray, np.ndarray],
                       slot_row: int, own_row: int | None, lessons: list[tuple[int, float]]) -> Proposal:
@@ -690,6 +726,11 @@ class AseNasSearcher:
     def _code(self, arch: Mapping[str, Any], what: str) -> Arch:
         if not isinstance(arch, Mapping):
             raise ValueError(f"{what} must be a mapping of decision label to option, got {type(arch).__name__}")
+        if self._option_index is not None and len(arch) == len(self._labels):
+            try:  # the common case, a complete architecture; arch_to_indices names what is wrong otherwise
+                return tuple(index[arch[label]] for label, index in zip(self._labels, self._option_index))
+            except (KeyError, TypeError):
+                pass
         try:
             return arch_to_indices(arch, self._labels, self._options)
         except ValueError as exc:
@@ -710,12 +751,14 @@ class AseNasSearcher:
 
 
 def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved searcher state as version 2. Version 1 changed shape as settings were added: its first states kept
+    """A saved searcher state as version 3. Version 1 changed shape as settings were added: its first states kept
     the seed inside the config, and states saved before ``n_initial`` existed lack it (those searches started with
     ``k`` random architectures: ``n_initial`` 0). Version 2 has the seed beside the config, every setting in
-    it, and the fitted model's hyperparameters (``model``). :class:`ValueError` for what is not a state, an unknown version, or a version-1 state without its config
-    or seed."""
-    if saved_version(state, "searcher", (1, _STATE_VERSION)) == _STATE_VERSION:
+    it, and the fitted model's hyperparameters (``model``). Version 3 adds ``fallback_radius``: searches saved
+    before it fell back to the nearest unvisited neighbour (``fallback_radius`` 0) and go on doing so.
+    :class:`ValueError` for what is not a state, an unknown version, or a state without its config or seed."""
+    version = saved_version(state, "searcher", (1, 2, _STATE_VERSION))
+    if version == _STATE_VERSION:
         return dict(state)
     try:
         config = dict(state["config"])
@@ -723,6 +766,9 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("the saved search state has no 'config' entry") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the saved search state is damaged ({exc})") from None
+    config.setdefault("fallback_radius", 0)
+    if version == 2:
+        return {**state, "version": _STATE_VERSION, "config": config}
     config.setdefault("n_initial", 0)
     seed = state.get("seed", config.get("seed"))
     config.pop("seed", None)
@@ -730,6 +776,15 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("the saved search state has no 'seed' entry")
     # version 1 ranked with a fixed kernel: the fitted model starts unfitted (``model`` None) and is fitted on resume
     return {**state, "version": _STATE_VERSION, "config": config, "seed": seed, "model": None}
+
+
+def _option_index(options: list[list[Any]]) -> list[dict[Any, int]] | None:
+    """Per decision, option -> its index (the first of equal options, as ``list.index``); None if an option is
+    unhashable."""
+    try:
+        return [{value: i for i, value in reversed(list(enumerate(values)))} for values in options]
+    except TypeError:
+        return None
 
 
 def _copy_state(value: Any) -> Any:

@@ -115,8 +115,16 @@ def _stage_and_block(label: str) -> tuple[int, int | None]:
     return int(stage_text[1:]), None if block_text == "depth" else int(block_text[1:])
 
 
+# read-only tables of the space: canonical_arch runs for every architecture a search considers (thousands per
+# proposal where a spent subspace widens), so labels are parsed once, not per call
+_SPACE = decisions()
+_POSITIONS = {label: _stage_and_block(label) for label in _SPACE}
+_DEPTH_LABELS = {stage: depth_label(stage) for stage in range(1, len(STAGES) + 1)}
+_OPTION_SETS = {label: frozenset(options) for label, options in _SPACE.items()}
+
+
 def _is_used(label: str, depths: Mapping[int, int]) -> bool:
-    stage, block = _stage_and_block(label)
+    stage, block = _POSITIONS[label]
     return block is None or block < depths[stage]
 
 
@@ -128,7 +136,7 @@ def validate_arch(params: Mapping[str, Any]) -> dict[str, int]:
     """
     if not isinstance(params, Mapping):
         raise UsageError(f"architecture must be a mapping label -> option, got {type(params).__name__}")
-    space = decisions()
+    space = _SPACE
     unknown = sorted(str(label) for label in params if label not in space)
     if unknown:
         raise UsageError(f"architecture: unknown decision {unknown[0]!r} (the MobileNet-like space has labels "
@@ -140,14 +148,14 @@ def validate_arch(params: Mapping[str, Any]) -> dict[str, int]:
         if isinstance(value, bool) or not isinstance(value, int) or value not in space[label]:
             raise UsageError(f"architecture: {label}={value!r} is not one of {space[label]}")
         values[label] = value
-    for stage in range(1, len(STAGES) + 1):
-        if depth_label(stage) not in values:
-            raise UsageError(f"architecture: missing decision {depth_label(stage)!r}")
-    depths = {stage: values[depth_label(stage)] for stage in range(1, len(STAGES) + 1)}
+    for label in _DEPTH_LABELS.values():
+        if label not in values:
+            raise UsageError(f"architecture: missing decision {label!r}")
+    depths = {stage: values[label] for stage, label in _DEPTH_LABELS.items()}
     arch: dict[str, int] = {}
     for label, options in space.items():
         if label not in values and _is_used(label, depths):
-            stage = _stage_and_block(label)[0]
+            stage = _POSITIONS[label][0]
             raise UsageError(f"architecture: missing decision {label!r} (stage {stage} has depth {depths[stage]})")
         arch[label] = values.get(label, options[0])
     return arch
@@ -155,10 +163,13 @@ def validate_arch(params: Mapping[str, Any]) -> dict[str, int]:
 
 def canonical_arch(params: Mapping[str, Any]) -> dict[str, int]:
     """:func:`validate_arch`, with the decisions of non-existent blocks reset to their first option."""
-    arch = validate_arch(params)
-    depths = {stage: arch[depth_label(stage)] for stage in range(1, len(STAGES) + 1)}
-    space = decisions()
-    return {label: value if _is_used(label, depths) else space[label][0] for label, value in arch.items()}
+    if type(params) is dict and len(params) == len(_SPACE) and all(
+            type(params.get(label)) is int and params[label] in _OPTION_SETS[label] for label in _SPACE):
+        arch = {label: params[label] for label in _SPACE}  # complete and valid already: what a searcher passes
+    else:
+        arch = validate_arch(params)
+    depths = {stage: arch[label] for stage, label in _DEPTH_LABELS.items()}
+    return {label: value if _is_used(label, depths) else _SPACE[label][0] for label, value in arch.items()}
 
 
 def canonical_key(arch: Mapping[str, Any]) -> str:

@@ -214,6 +214,18 @@ def test_a_state_saved_before_n_initial_existed_resumes_its_search_without_a_ran
     assert restored.ask().kind in ("search", "fallback", "restart")
 
 
+def test_a_version_2_state_goes_on_with_the_nearest_neighbour_fallback():
+    old = AseNasSearcher(BIG, k=3, seed=2, n_initial=6)
+    drive(old, 10)
+    state = {**old.state_dict(), "version": 2}
+    del state["config"]["fallback_radius"]
+    restored = AseNasSearcher(BIG, k=3, seed=2)
+    restored.load_state_dict(state)
+    assert restored.config.fallback_radius == 0 and restored.state_dict()["version"] == 3
+    assert restored.state_dict()["model"] == old.state_dict()["model"]  # a version-2 model is kept
+    assert drive(restored, 5)
+
+
 def test_state_dict_refuses_a_model_of_another_shape():
     searcher = AseNasSearcher(BIG, seed=0, n_initial=4)
     drive(searcher, 8)
@@ -381,6 +393,69 @@ def test_a_restart_takes_over_its_slot_whatever_its_score():
     assert proposals  # the warm-up ran
 
 
+def distance(a, b):
+    return sum(a[label] != b[label] for label in a)
+
+
+def fallbacks_of(searcher, n):
+    """(proposal, its subspace's centre, every architecture known before it) for the fallbacks of a search."""
+    proposals, found = [], []
+    for _ in range(n):
+        p = searcher.ask()
+        if p is None:
+            break
+        if p.kind == "fallback":
+            centre = next(q for q in proposals if q.id == p.parent)
+            found.append((p, centre, {key(q.arch) for q in proposals}))
+        proposals.append(p)
+        searcher.tell(p.id, score_of(p.arch))
+    return found
+
+
+def test_a_spent_subspace_widens_and_the_model_picks_the_fallback(monkeypatch):
+    """All draws known: the fallback is the unvisited architecture the model rates highest among random ones at
+    every distance 1..``fallback_radius`` from the centre (the nearest ring alone is usually spent by then)."""
+    pools = []
+    original = AseNasSearcher._widened_subspace
+
+    def spy(self, centre, radius):
+        pool = original(self, centre, radius)
+        pools.append((centre, pool, self._rate(pool)))
+        return pool
+
+    monkeypatch.setattr(AseNasSearcher, "_widened_subspace", spy)
+    s = AseNasSearcher(BIG, k=2, seed=6, n_steps=1, max_redraws=2, n_initial=4, fallback_radius=3)
+    found = fallbacks_of(s, 150)
+    assert len(found) >= 3 and len(pools) == len(found)
+    for (p, centre, known), (centre_code, pool, ratings) in zip(found, pools):
+        assert centre_code == tuple(centre.arch[label] for label in BIG)
+        assert {2, 3} <= {sum(a != b for a, b in zip(code, centre_code)) for code in pool} <= {1, 2, 3}
+        assert len(set(pool)) == len(pool) and not {code for code in pool} & {tuple(k[1] for k in arch) for arch in known}
+        assert tuple(p.arch[label] for label in BIG) == pool[int(np.argmax(ratings))]
+        assert 1 <= distance(p.arch, centre.arch) <= 3 and key(p.arch) not in known
+
+
+def test_fallback_radius_0_keeps_the_nearest_unvisited_neighbour():
+    s = AseNasSearcher(BIG, k=2, seed=6, n_steps=1, max_redraws=2, n_initial=4, fallback_radius=0)
+    found = fallbacks_of(s, 150)
+    assert found
+    for p, centre, known in found:
+        ring = [{**centre.arch, label: option} for label in BIG for option in BIG[label]
+                if option != centre.arch[label]]
+        nearest = 1 if any(key(arch) not in known for arch in ring) else 2
+        assert distance(p.arch, centre.arch) == nearest
+
+
+def test_a_widened_fallback_respects_the_constraint():
+    def allowed(arch):
+        return arch["d0"] != 3 and arch["d1"] != 3
+
+    s = AseNasSearcher(BIG, k=2, seed=6, n_steps=1, max_redraws=2, n_initial=4, fallback_radius=4,
+                       constraint=allowed)
+    found = fallbacks_of(s, 120)
+    assert found and all(allowed(p.arch) for p, _, _ in found)
+
+
 def test_default_search_finds_the_optimum_of_a_smooth_objective():
     for seed in range(3):
         s = AseNasSearcher(BIG, seed=seed)
@@ -392,7 +467,7 @@ def test_a_version_1_state_of_0_2_continues_its_search():
     """States of nni-asenas 0.2.0 (tests/data/states-v1.pt), also in the older version-1 shapes (no n_initial in the
     config, the seed inside it), load with their results, candidates, policy and seed, and continue with this
     release's model of the scores (0.2 ranked with a fixed kernel, so the proposals after them differ from 0.2's):
-    new architectures only, the same ones on every load, as version-2 states."""
+    new architectures only, the same ones on every load, as version-3 states."""
     import copy
 
     import v1_states
@@ -418,7 +493,8 @@ def test_a_version_1_state_of_0_2_continues_its_search():
                 restored.tell(proposal.id, v1_states.score(proposal.arch))
             codes = [tuple(r["code"]) for r in restored.state_dict()["records"].values()]
             assert len(set(codes)) == len(codes)  # nothing proposed twice
-            assert restored.state_dict()["version"] == 2
+            assert restored.state_dict()["version"] == 3
+            assert restored.config.fallback_radius == 0  # saved before the widened fallback: the old one goes on
             runs.append(continued)
         assert runs[0] == runs[1]
 
@@ -429,7 +505,7 @@ def test_upgrade_state_names_what_is_missing():
     state = AseNasSearcher(SPACE, seed=0).state_dict()
     assert upgrade_state(state) == state
     incomplete = {**state, "config": {k: v for k, v in state["config"].items() if k != "n_initial"}}
-    with pytest.raises(ValueError, match="config has no 'n_initial' setting"):  # version 2 keeps every setting
+    with pytest.raises(ValueError, match="config has no 'n_initial' setting"):  # version 3 keeps every setting
         AseNasSearcher(SPACE, seed=0).load_state_dict(incomplete)
     for damaged, message in (({**state, "version": 7}, "unsupported searcher state version 7"),
                              ({"version": 1}, "no 'config' entry"),
