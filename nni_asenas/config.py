@@ -96,20 +96,12 @@ class AseNasConfig:
     fallback_radius: int = 3
 
     def __post_init__(self) -> None:
-        for name, high in (("k", MAX_K), ("n_steps", MAX_N_STEPS), ("hidden_size", MAX_HIDDEN_SIZE),
-                           ("max_redraws", MAX_REDRAWS)):
+        for name, least, high in (("k", 1, MAX_K), ("n_steps", 1, MAX_N_STEPS), ("hidden_size", 1, MAX_HIDDEN_SIZE),
+                                  ("max_redraws", 1, MAX_REDRAWS), ("restart_pool", 0, MAX_REDRAWS),
+                                  ("fallback_radius", 0, MAX_FALLBACK_RADIUS), ("n_initial", 0, MAX_N_INITIAL)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-                raise UsageError(f"{name} must be an integer in 1..{high}, got {value!r}")
-        if isinstance(self.restart_pool, bool) or not isinstance(self.restart_pool, int) or not (
-                0 <= self.restart_pool <= MAX_REDRAWS):
-            raise UsageError(f"restart_pool must be an integer in 0..{MAX_REDRAWS}, got {self.restart_pool!r}")
-        if isinstance(self.fallback_radius, bool) or not isinstance(self.fallback_radius, int) or not (
-                0 <= self.fallback_radius <= MAX_FALLBACK_RADIUS):
-            raise UsageError(f"fallback_radius must be an integer in 0..{MAX_FALLBACK_RADIUS}, got {self.fallback_radius!r}")
-        if isinstance(self.n_initial, bool) or not isinstance(self.n_initial, int) or not (
-                0 <= self.n_initial <= MAX_N_INITIAL):
-            raise UsageError(f"n_initial must be an integer in 0..{MAX_N_INITIAL}, got {self.n_initial!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= high:
+                raise UsageError(f"{name} must be an integer in {least}..{high}, got {value!r}")
         if self.surrogate not in SURROGATES:
             raise UsageError(f"surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
         for name, low, low_open in (("learning_rate", 0.0, True), ("temperature", 0.0, True),

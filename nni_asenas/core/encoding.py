@@ -23,6 +23,7 @@ __all__ = [
     "indices_to_arch",
     "neighbours",
     "one_hot",
+    "option_index",
     "random_architecture",
     "validate_decisions",
 ]
@@ -64,6 +65,15 @@ def arch_to_indices(arch: Mapping[str, Any], labels: Sequence[str], options: Seq
         except ValueError:
             raise ValueError(f"decision {label!r} has no option {value!r} (options: {list(values)!r})") from None
     return tuple(code)
+
+
+def option_index(options: Sequence[Sequence[Any]]) -> list[dict[Any, int]] | None:
+    """Per decision, option -> its index (the first of equal options, as ``list.index``): a lookup table for
+    :func:`arch_to_indices`' common case. None if an option is unhashable."""
+    try:
+        return [{value: i for i, value in reversed(list(enumerate(values)))} for values in options]
+    except TypeError:
+        return None
 
 
 def indices_to_arch(code: Arch, labels: Sequence[str], options: Sequence[Sequence[Any]]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from nni_asenas.core.encoding import (
     indices_to_arch,
     neighbours,
     one_hot,
+    option_index,
     random_architecture,
     validate_decisions,
 )
@@ -175,7 +176,7 @@ class AseNasSearcher:
         self._seed = check_seed(seed)
         self._labels, self._options = validate_decisions(decisions)
         self._sizes = [len(values) for values in self._options]
-        self._option_index = _option_index(self._options)
+        self._option_index = option_index(self._options)
         c = self._config
         self._constraint = constraint
         self._canonical = canonical
@@ -776,15 +777,6 @@ def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("the saved search state has no 'seed' entry")
     # version 1 ranked with a fixed kernel: the fitted model starts unfitted (``model`` None) and is fitted on resume
     return {**state, "version": _STATE_VERSION, "config": config, "seed": seed, "model": None}
-
-
-def _option_index(options: list[list[Any]]) -> list[dict[Any, int]] | None:
-    """Per decision, option -> its index (the first of equal options, as ``list.index``); None if an option is
-    unhashable."""
-    try:
-        return [{value: i for i, value in reversed(list(enumerate(values)))} for values in options]
-    except TypeError:
-        return None
 
 
 def _copy_state(value: Any) -> Any:
