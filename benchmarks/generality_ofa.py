@@ -8,6 +8,10 @@ Decisions of blocks beyond a stage's depth do not change the network, so every s
 are answered from a cache at no cost. Regret: the best predicted top-1 (percent) any run found at that budget minus
 the run's best.
 
+Optuna's samplers propose first and meet the limit after: TPE is told an over-limit trial failed; GPSampler, which
+leaves failed trials out of its model and would propose the same region again, is told the worst score seen so far.
+Neither costs a query. GPSampler's runs take minutes each: ``--runs DIR`` keeps them and reads them back.
+
     python benchmarks/generality_ofa.py --ofa-files DIR --seeds 0-9 --queries 100,300 --json OUT.json
 """
 
@@ -33,8 +37,11 @@ from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
 from nni_asenas.imagenet.space import canonical_arch
 from nni_asenas.imagenet.space import decisions as mobilenet_decisions
 
-STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "local-search", "random")
+STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "optuna-gp", "local-search", "random")
 MAX_MADDS = 600e6
+# The slow peer, whose runs are kept under --runs and read back (hours of GPSampler asks, spread over sessions); the
+# others rerun in minutes, and ASE-NAS must rerun after any change to the method.
+KEPT_STRATEGIES = ("optuna-gp",)
 
 
 class Objective:
@@ -149,21 +156,29 @@ def run_ofa_evolution(objective: Objective, decisions: dict[str, list[int]], see
         scores = [scores[int(i)] for i in order] + [objective(arch) for arch in children]
 
 
-def run_optuna(objective: Objective, decisions: dict[str, list[int]], seed: int) -> None:
+def run_optuna(objective: Objective, decisions: dict[str, list[int]], seed: int, strategy: str) -> None:
     import optuna
 
     from nni_asenas.comparison.peers import optuna_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna_sampler("optuna-tpe-mv", seed)[0])
+    study = optuna.create_study(direction="maximize", sampler=optuna_sampler(strategy, seed)[0])
+    worst = None
     asks = 0
     while not objective.done and asks < 50 * objective.queries:
         asks += 1
         trial = study.ask()
         arch = {label: trial.suggest_categorical(label, options) for label, options in decisions.items()}
         if objective.within(arch):
-            study.tell(trial, objective(arch))
-        else:  # over the limit: costs nothing, and the sampler learns to avoid it
+            score = objective(arch)
+            worst = score if worst is None else min(worst, score)
+            study.tell(trial, score)
+        elif strategy == "optuna-gp" and worst is not None:
+            # Over the limit, costing no query. GPSampler leaves failed trials out of its model, so once the model
+            # favours a region over the limit it proposes it again and again (measured under 600 M: stuck at 42
+            # scored networks after 130 asks); as its users do, it is told the worst score seen so far instead.
+            study.tell(trial, worst)
+        else:  # over the limit: costs nothing, and TPE learns to avoid it
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
@@ -175,10 +190,39 @@ def within_limits(ofa_files: str, max_madds: float, max_latency_ms: float | None
     return lambda arch: within_madds(arch) and within_latency(arch)
 
 
+def stored_run(runs: str | None, strategy: str, seed: int, limits: dict[str, float | None],
+               queries: int) -> tuple[list[float], float] | None:
+    """A run kept under ``runs`` with the same limits and at least ``queries`` scores, cut to them, or None."""
+    if runs is None or not os.path.exists(path := run_path(runs, strategy, seed)):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        run = json.load(fh)
+    if run["limits"] != limits or run["queries"] < queries:
+        return None
+    return run["scores"][:queries], run["seconds"]
+
+
+def run_path(runs: str, strategy: str, seed: int) -> str:
+    return os.path.join(runs, strategy, f"seed-{seed}", "result.json")
+
+
+def keep_run(runs: str, strategy: str, seed: int, limits: dict[str, float | None], queries: int,
+             scores: list[float], seconds: float) -> None:
+    path = run_path(runs, strategy, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    document = {"strategy": strategy, "seed": seed, "limits": limits, "queries": queries, "seconds": seconds,
+                "scores": scores}
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(document, fh)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)  # a run interrupted while writing leaves no half file to resume from
+
+
 def run_seed(ofa_files: str, max_madds: float, max_latency_ms: float | None, queries: dict[str, int],
-             seed: int, parent: int | None = None) -> dict[str, tuple[list[float], float]]:
+             runs_dir: str | None, seed: int, parent: int | None = None) -> dict[str, tuple[list[float], float]]:
     """Each strategy's scores in query order (up to its number of ``queries``) and its seconds, for one seed (in a
-    pool worker of ``parent``)."""
+    pool worker of ``parent``); the runs of :data:`KEPT_STRATEGIES` kept under ``runs_dir`` are read back instead of
+    run again, and new ones kept there."""
     if parent is not None:
         _init_worker(parent)
     warnings.filterwarnings("ignore")
@@ -189,16 +233,25 @@ def run_seed(ofa_files: str, max_madds: float, max_latency_ms: float | None, que
         "asenas": lambda objective, seed: run_asenas(objective, decisions, seed, "default"),
         "asenas-paper": lambda objective, seed: run_asenas(objective, decisions, seed, "paper"),
         "ofa-evolution": lambda objective, seed: run_ofa_evolution(objective, decisions, seed),
-        "optuna-tpe-mv": lambda objective, seed: run_optuna(objective, decisions, seed),
+        "optuna-tpe-mv": lambda objective, seed: run_optuna(objective, decisions, seed, "optuna-tpe-mv"),
+        "optuna-gp": lambda objective, seed: run_optuna(objective, decisions, seed, "optuna-gp"),
         "local-search": lambda objective, seed: run_local_search(objective, decisions, seed),
         "random": lambda objective, seed: run_random(objective, decisions, seed),
     }
+    limits = {"max_madds": max_madds, "max_latency_ms": max_latency_ms}
     runs = {}
     for strategy, budget in queries.items():
+        kept = runs_dir if strategy in KEPT_STRATEGIES else None
+        stored = stored_run(kept, strategy, seed, limits, budget)
+        if stored is not None:
+            runs[strategy] = stored
+            continue
         objective = Objective(predictor, budget, within)
         tick = time.perf_counter()
         runners[strategy](objective, seed)
         runs[strategy] = (objective.scores, time.perf_counter() - tick)
+        if kept is not None:
+            keep_run(kept, strategy, seed, limits, budget, *runs[strategy])
     return runs
 
 
@@ -215,6 +268,8 @@ def main() -> None:
     parser.add_argument("--up-to", action="append", default=[], metavar="STRATEGY=QUERIES",
                         help="run STRATEGY only to this budget (a slow one); repeatable")
     parser.add_argument("--workers", type=int, default=1, help="seeds run in this many processes (default 1)")
+    parser.add_argument("--runs", help="keep the slow peer's runs (optuna-gp) here as STRATEGY/seed-N/result.json and "
+                        "read them back instead of running them again")
     parser.add_argument("--json", help="write every run's numbers here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -230,7 +285,7 @@ def main() -> None:
         limit += f" and <= {args.max_latency_ms:g} ms on the Note10"
     cap = {name: int(value) for name, _, value in (item.partition("=") for item in args.up_to)}
     queries = {s: min(cap.get(s, budgets[-1]), budgets[-1]) for s in strategies}
-    job = (args.ofa_files, args.max_madds, args.max_latency_ms, queries)
+    job = (args.ofa_files, args.max_madds, args.max_latency_ms, queries, args.runs)
     if args.workers > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:

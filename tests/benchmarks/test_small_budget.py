@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 
 def _script() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "small_budget.py"
-    spec = importlib.util.spec_from_file_location("small_budget", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("small_budget")
 
 
 def test_the_landscape_spans_0_to_1_over_180_architectures():
