@@ -36,6 +36,7 @@ from nni_asenas.imagenet.ofa_latency import OfaLatencyTable
 from nni_asenas.imagenet.ofa_predictor import OfaAccuracyPredictor
 from nni_asenas.imagenet.space import canonical_arch
 from nni_asenas.imagenet.space import decisions as mobilenet_decisions
+from nni_asenas.search import write_text
 
 STRATEGIES = ("asenas", "asenas-paper", "ofa-evolution", "optuna-tpe-mv", "optuna-gp", "local-search", "random")
 MAX_MADDS = 600e6
@@ -212,10 +213,7 @@ def keep_run(runs: str, strategy: str, seed: int, limits: dict[str, float | None
     os.makedirs(os.path.dirname(path), exist_ok=True)
     document = {"strategy": strategy, "seed": seed, "limits": limits, "queries": queries, "seconds": seconds,
                 "scores": scores}
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(document, fh)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)  # a run interrupted while writing leaves no half file to resume from
+    write_text(path, json.dumps(document) + "\n")  # atomic: an interrupted run leaves no half file to resume from
 
 
 def run_seed(ofa_files: str, max_madds: float, max_latency_ms: float | None, queries: dict[str, int],

@@ -25,7 +25,7 @@ def test_a_kept_run_is_read_back_cut_to_the_budget(tmp_path):
     script.keep_run(str(tmp_path), "optuna-gp", 3, LIMITS, 5, [1.0, 2.0, 3.0, 4.0, 5.0], 12.5)
     document = json.loads((tmp_path / "optuna-gp" / "seed-3" / "result.json").read_text())
     assert document["scores"] == [1.0, 2.0, 3.0, 4.0, 5.0] and document["limits"] == LIMITS
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == ["result.json"]  # no partial file left
     assert script.stored_run(str(tmp_path), "optuna-gp", 3, LIMITS, 3) == ([1.0, 2.0, 3.0], 12.5)
     assert script.stored_run(str(tmp_path), "optuna-gp", 3, LIMITS, 5) == ([1.0, 2.0, 3.0, 4.0, 5.0], 12.5)
 
