@@ -28,7 +28,7 @@ MAX_N_STEPS = 1000
 MAX_HIDDEN_SIZE = 4096
 MAX_REDRAWS = 1000
 MAX_N_INITIAL = 1_000_000
-MAX_FALLBACK_RADIUS = 1000
+MAX_RADIUS = 1000
 #: Values of :attr:`AseNasConfig.surrogate`.
 SURROGATES = ("gp", "none")
 
@@ -78,6 +78,11 @@ class AseNasConfig:
         When every draw of a proposal lands on a known (or invalid) architecture, the chosen subspace is spent:
         like a trust region, it widens to ``fallback_radius`` edits of its centre and the surrogate picks the most
         promising unvisited architecture there. 0, or no surrogate: the nearest unvisited neighbour (the paper).
+    climb_radius
+        Where a centre's one-edit ring holds more architectures than ``max_redraws`` (the draws cannot cover the
+        subspace, e.g. the 45-decision MobileNet-like space), the model's pick of the draws climbs the model's
+        rating by single edits: at most ``climb_radius`` of them, never farther than ``climb_radius`` edits from the
+        centre. 0, or no surrogate: the pick is proposed as drawn (the paper). No effect on NAS-Bench-201 (24 <= 32).
     """
 
     k: int = 3
@@ -94,11 +99,13 @@ class AseNasConfig:
     restart_pool: int = 256
     n_initial: int = 12
     fallback_radius: int = 3
+    climb_radius: int = 3
 
     def __post_init__(self) -> None:
         for name, least, high in (("k", 1, MAX_K), ("n_steps", 1, MAX_N_STEPS), ("hidden_size", 1, MAX_HIDDEN_SIZE),
                                   ("max_redraws", 1, MAX_REDRAWS), ("restart_pool", 0, MAX_REDRAWS),
-                                  ("fallback_radius", 0, MAX_FALLBACK_RADIUS), ("n_initial", 0, MAX_N_INITIAL)):
+                                  ("fallback_radius", 0, MAX_RADIUS), ("climb_radius", 0, MAX_RADIUS),
+                                  ("n_initial", 0, MAX_N_INITIAL)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= high:
                 raise UsageError(f"{name} must be an integer in {least}..{high}, got {value!r}")
@@ -148,7 +155,7 @@ class AseNasConfig:
 PRESETS: dict[str, AseNasConfig] = {
     "default": AseNasConfig(),
     "paper": AseNasConfig(k=3, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
-                           restart_pool=0, n_initial=0, fallback_radius=0),
+                           restart_pool=0, n_initial=0, fallback_radius=0, climb_radius=0),
 }
 
 

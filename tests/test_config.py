@@ -13,7 +13,7 @@ def test_defaults_presets_and_overrides() -> None:
     assert resolve_config() == AseNasConfig() == PRESETS["default"]
     assert resolve_config("paper").learning_rate == pytest.approx(9.45e-3)
     paper = AseNasConfig(k=5, n_steps=4, learning_rate=9.45e-3, max_redraws=3, surrogate="none", exploration=0.0,
-                         restart_pool=0, n_initial=0, fallback_radius=0)
+                         restart_pool=0, n_initial=0, fallback_radius=0, climb_radius=0)
     assert resolve_config("paper", k=5) == paper
     config = AseNasConfig(k=4)
     assert resolve_config(config, n_steps=2) == AseNasConfig(k=4, n_steps=2)
@@ -81,6 +81,7 @@ def test_the_paper_preset_is_the_published_method() -> None:
     assert (paper.learning_rate, paper.weight_decay, paper.entropy_weight) == (9.45e-3, 2.37e-5, 5.05e-4)
     assert (paper.surrogate, paper.restart_pool) == ("none", 0)  # no ranking of draws, no restarts
     assert paper.fallback_radius == 0  # a spent subspace falls back to the nearest unvisited neighbour
+    assert paper.climb_radius == 0  # the pick of the draws is proposed as drawn
 
 
 def test_random_start_warning_only_when_it_takes_over_half_of_a_known_budget() -> None:

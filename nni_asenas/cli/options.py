@@ -31,6 +31,7 @@ _HELP = {
     "restart_pool": "random architectures rated to restart a spent candidate (0: never restart)",
     "n_initial": "random architectures evaluated before the policy starts (at least k)",
     "fallback_radius": "edits a spent subspace widens to for a model-picked fallback (0: nearest neighbour)",
+    "climb_radius": "single edits the model's pick may climb its rating, within this many of the centre (0: none)",
 }
 #: Settings whose values are names: their choices.
 _CHOICES = {"surrogate": SURROGATES}

@@ -449,7 +449,7 @@ def test_repr_and_list_models_before_run():
     assert repr(strategy) == (
         "AseNas(k=4, n_steps=2, hidden_size=64, learning_rate=0.003, weight_decay=2.37e-05, entropy_weight=0.000505, "
         "baseline_decay=0.9, temperature=5.0, max_redraws=32, surrogate=gp, exploration=0.0, restart_pool=256, n_initial=12, "
-        "fallback_radius=3, initial_architectures=0, seed=7)"
+        "fallback_radius=3, climb_radius=3, initial_architectures=0, seed=7)"
     )
     with pytest.raises(RuntimeError, match="has not been run"):
         list(strategy.list_models())

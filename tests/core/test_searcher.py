@@ -218,12 +218,24 @@ def test_a_version_2_state_goes_on_with_the_nearest_neighbour_fallback():
     old = AseNasSearcher(BIG, k=3, seed=2, n_initial=6)
     drive(old, 10)
     state = {**old.state_dict(), "version": 2}
-    del state["config"]["fallback_radius"]
+    del state["config"]["fallback_radius"], state["config"]["climb_radius"]
     restored = AseNasSearcher(BIG, k=3, seed=2)
     restored.load_state_dict(state)
-    assert restored.config.fallback_radius == 0 and restored.state_dict()["version"] == 3
+    assert restored.config.fallback_radius == 0 and restored.state_dict()["version"] == 4
+    assert restored.config.climb_radius == 0
     assert restored.state_dict()["model"] == old.state_dict()["model"]  # a version-2 model is kept
     assert drive(restored, 5)
+
+
+def test_a_version_3_state_goes_on_proposing_the_models_pick_as_drawn():
+    old = AseNasSearcher(BIG, k=3, seed=2, n_initial=6, max_redraws=2)
+    drive(old, 10)
+    state = {**old.state_dict(), "version": 3}
+    del state["config"]["climb_radius"]
+    restored = AseNasSearcher(BIG, k=3, seed=2)
+    restored.load_state_dict(state)
+    assert restored.config.climb_radius == 0 and restored.config.fallback_radius == 3
+    assert restored.state_dict()["version"] == 4 and drive(restored, 5)
 
 
 def test_state_dict_refuses_a_model_of_another_shape():
@@ -456,6 +468,80 @@ def test_a_widened_fallback_respects_the_constraint():
     assert found and all(allowed(p.arch) for p, _, _ in found)
 
 
+def climbs_of(monkeypatch, searcher, n, objective=score_of):
+    """(pick, centre, climbed, known before, the model's ratings of pick and climbed) for every climb of a search,
+    and its proposals."""
+    climbs = []
+    original = AseNasSearcher._climb
+
+    def spy(self, code, centre):
+        known = set(self._by_code)
+        climbed = original(self, code, centre)
+        climbs.append((code, centre, climbed, known, *self._rate([code, climbed])))
+        return climbed
+
+    monkeypatch.setattr(AseNasSearcher, "_climb", spy)
+    return climbs, drive(searcher, n, objective)
+
+
+def test_where_the_draws_cannot_cover_the_ring_the_models_pick_climbs_inside_the_subspace(monkeypatch):
+    """BIG's one-edit ring holds 18 architectures, more than 2 draws: the model's pick moves by single edits to a
+    higher-rated unvisited architecture, at most ``climb_radius`` edits from the centre, and that is proposed."""
+    s = AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=2)
+    climbs, proposals = climbs_of(monkeypatch, s, 60)
+    searched = [p for p in proposals if p.kind == "search"]
+    assert len(climbs) == len(searched) >= 20
+    moved = 0
+    for (pick, centre, climbed, known, pick_rating, climbed_rating), p in zip(climbs, searched):
+        assert tuple(p.arch[label] for label in BIG) == climbed and climbed not in known
+        assert sum(a != b for a, b in zip(climbed, centre)) <= 2
+        assert tuple(p.arch[label] for label in BIG) != centre
+        if climbed != pick:
+            moved += 1
+            assert climbed_rating > pick_rating
+    assert moved >= len(climbs) // 4
+
+
+def test_the_climb_stops_where_the_model_rates_no_single_edit_higher(monkeypatch):
+    """Unless it used all ``climb_radius`` steps, the climb ends where no unvisited single edit within the radius is
+    rated higher (no constraint here, so every such edit is admissible)."""
+    ends = []
+    original = AseNasSearcher._climb
+
+    def spy(self, code, centre):
+        climbed = original(self, code, centre)
+        ring = [climbed[:i] + (o,) + climbed[i + 1:] for i in range(6) for o in range(4) if o != climbed[i]]
+        ring = [c for c in ring if c not in self._by_code and sum(a != b for a, b in zip(c, centre)) <= 6]
+        ratings = self._rate([climbed, *ring])
+        ends.append((sum(a != b for a, b in zip(climbed, code)), ratings[0], max(ratings[1:], default=-np.inf)))
+        return climbed
+
+    monkeypatch.setattr(AseNasSearcher, "_climb", spy)
+    drive(AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=6), 40)
+    stopped = [(rating, best_step) for steps, rating, best_step in ends if steps < 6]
+    assert len(stopped) >= 20
+    assert all(best_step <= rating for rating, best_step in stopped)
+
+
+def test_the_climb_respects_the_constraint():
+    def allowed(arch):
+        return arch["d0"] + arch["d1"] <= 3
+
+    s = AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=3, constraint=allowed)
+    proposals = drive(s, 60)
+    assert all(allowed(p.arch) for p in proposals)
+
+
+@pytest.mark.parametrize("settings", [{"max_redraws": 32}, {"max_redraws": 2, "climb_radius": 0},
+                                      {"max_redraws": 2, "surrogate": "none"}])
+def test_no_climb_where_the_draws_cover_the_ring_or_it_is_turned_off(monkeypatch, settings):
+    """18 <= 32 draws (as NAS-Bench-201's 24), climb_radius 0 and no model: the pick is proposed as drawn."""
+    calls = []
+    monkeypatch.setattr(AseNasSearcher, "_climb", lambda self, code, centre: calls.append(code) or code)
+    drive(AseNasSearcher(BIG, k=2, seed=3, n_initial=6, **settings), 40)
+    assert calls == []
+
+
 def test_default_search_finds_the_optimum_of_a_smooth_objective():
     for seed in range(3):
         s = AseNasSearcher(BIG, seed=seed)
@@ -493,8 +579,9 @@ def test_a_version_1_state_of_0_2_continues_its_search():
                 restored.tell(proposal.id, v1_states.score(proposal.arch))
             codes = [tuple(r["code"]) for r in restored.state_dict()["records"].values()]
             assert len(set(codes)) == len(codes)  # nothing proposed twice
-            assert restored.state_dict()["version"] == 3
+            assert restored.state_dict()["version"] == 4
             assert restored.config.fallback_radius == 0  # saved before the widened fallback: the old one goes on
+            assert restored.config.climb_radius == 0
             runs.append(continued)
         assert runs[0] == runs[1]
 
