@@ -121,6 +121,10 @@ _SPACE = decisions()
 _POSITIONS = {label: _stage_and_block(label) for label in _SPACE}
 _DEPTH_LABELS = {stage: depth_label(stage) for stage in range(1, len(STAGES) + 1)}
 _OPTION_SETS = {label: frozenset(options) for label, options in _SPACE.items()}
+_OPTION_SET_LIST = list(_OPTION_SETS.values())
+# per decision: its label, the depth label of its stage (None for a depth), its block (0 for a depth), its first option
+_CANONICAL_LAYOUT = [(label, None if block is None else _DEPTH_LABELS[stage], block or 0, _SPACE[label][0])
+                     for label, (stage, block) in _POSITIONS.items()]
 
 
 def _is_used(label: str, depths: Mapping[int, int]) -> bool:
@@ -163,13 +167,13 @@ def validate_arch(params: Mapping[str, Any]) -> dict[str, int]:
 
 def canonical_arch(params: Mapping[str, Any]) -> dict[str, int]:
     """:func:`validate_arch`, with the decisions of non-existent blocks reset to their first option."""
-    if type(params) is dict and len(params) == len(_SPACE) and all(
-            type(params.get(label)) is int and params[label] in _OPTION_SETS[label] for label in _SPACE):
-        arch = {label: params[label] for label in _SPACE}  # complete and valid already: what a searcher passes
+    if type(params) is dict and params.keys() == _SPACE.keys() and all(
+            type(value) is int and value in options for value, options in zip(map(params.__getitem__, _SPACE), _OPTION_SET_LIST)):
+        arch: Mapping[str, int] = params  # complete and valid already: what a searcher passes
     else:
         arch = validate_arch(params)
-    depths = {stage: arch[label] for stage, label in _DEPTH_LABELS.items()}
-    return {label: value if _is_used(label, depths) else _SPACE[label][0] for label, value in arch.items()}
+    return {label: arch[label] if depth is None or block < arch[depth] else first
+            for label, depth, block, first in _CANONICAL_LAYOUT}
 
 
 def canonical_key(arch: Mapping[str, Any]) -> str:
