@@ -52,7 +52,7 @@ def _resolutions(resolution: int | None) -> tuple[int, ...]:
 
 
 def madds(arch: Mapping[str, Any], *, resolution: int | None = RESOLUTION) -> int:
-    """MAdds of the architecture at its resolution: ``count_madds(arch, resolution=...)``, in microseconds.
+    """MAdds of the architecture at its resolution: ``count_madds(arch, resolution=...)``, from per-block tables.
 
     ``resolution``: fixed (any positive integer), or None when ``arch`` carries ``"resolution"``.
     """
