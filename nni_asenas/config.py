@@ -82,7 +82,9 @@ class AseNasConfig:
         Where a centre's one-edit ring holds more architectures than ``max_redraws`` (the draws cannot cover the
         subspace, e.g. the 45-decision MobileNet-like space), the model's pick of the draws climbs the model's
         rating by single edits: at most ``climb_radius`` of them, never farther than ``climb_radius`` edits from the
-        centre. 0, or no surrogate: the pick is proposed as drawn (the paper). No effect on NAS-Bench-201 (24 <= 32).
+        centre, one edit farther for each improvement in a row that led to the centre (up to twice ``climb_radius``:
+        a trust region that grows after successes). 0, or no surrogate: the pick is proposed as drawn (the paper). No
+        effect on NAS-Bench-201 (24 <= 32).
     """
 
     k: int = 3

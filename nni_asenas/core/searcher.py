@@ -457,7 +457,8 @@ class AseNasSearcher:
             row = usable[children[pick]]
             child = children[pick]
             if rank and self._climbs():
-                child = self._climb(child, self._records[self._slots[tokens[row][0]]].code)
+                centre_id = self._slots[tokens[row][0]]
+                child = self._climb(child, self._records[centre_id].code, self._trust_radius(centre_id))
             return self._propose_step(child, SEARCH, tokens, graph, row, row, lessons)
         centre = self._records[self._slots[tokens[0][0]]].code
         if rank and self._config.fallback_radius > 0:
@@ -477,14 +478,32 @@ class AseNasSearcher:
         see a third of a ring of 90; on NAS-Bench-201 they cover its ring of 24, and nothing changes)."""
         return self._config.climb_radius > 0 and sum(size - 1 for size in self._sizes) > self._config.max_redraws
 
-    def _climb(self, code: Arch, centre: Arch) -> Arch:
+    def _trust_radius(self, centre_id: int) -> int:
+        """How far the climb may go from a centre: ``climb_radius`` edits, one more for each improvement in a row that
+        led to it (it beat the candidate whose subspace gave it, which beat its own, ...), at most twice
+        ``climb_radius``. A trust region grows after successes (TuRBO's grows to twice its start): a line of
+        subspaces that keeps improving lets the model step farther; a restart or a random centre starts again."""
+        base = radius = self._config.climb_radius
+        rid = centre_id
+        while radius < 2 * base:
+            record = self._records[rid]
+            if record.kind not in (SEARCH, FALLBACK) or record.parent is None:
+                break
+            parent = self._records[record.parent]
+            if parent.status != "done" or self._score(rid) <= self._score(record.parent):
+                break
+            radius += 1
+            rid = record.parent
+        return radius
+
+    def _climb(self, code: Arch, centre: Arch, radius: int) -> Arch:
         """``code`` (the model's pick of the draws) moved by single edits while the model rates a step higher: at most
-        ``climb_radius`` steps, never farther than ``climb_radius`` edits from ``centre`` (the subspace is a trust
-        region), onto unvisited architectures the constraint admits (asked for the best-rated few of each ring only).
+        ``radius`` steps, never farther than ``radius`` edits from ``centre`` (the subspace is a trust region, see
+        :meth:`_trust_radius`), onto unvisited architectures the constraint admits (asked for the best-rated few of
+        each ring only).
 
         GPSampler's edge on many decisions is that each proposal optimises its acquisition over every decision; a
         draw changes one. The climb lets the model do so inside the subspace the policy evoked."""
-        radius = self._config.climb_radius
         value = float(self._rate([code])[0])
         for _ in range(radius):
             ring = [step for step in self._ring(code) if step != code and step not in self._by_code

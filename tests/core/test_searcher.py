@@ -469,15 +469,15 @@ def test_a_widened_fallback_respects_the_constraint():
 
 
 def climbs_of(monkeypatch, searcher, n, objective=score_of):
-    """(pick, centre, climbed, known before, the model's ratings of pick and climbed) for every climb of a search,
-    and its proposals."""
+    """(pick, centre, radius, climbed, known before, the model's ratings of pick and climbed) for every climb of a
+    search, and its proposals."""
     climbs = []
     original = AseNasSearcher._climb
 
-    def spy(self, code, centre):
+    def spy(self, code, centre, radius):
         known = set(self._by_code)
-        climbed = original(self, code, centre)
-        climbs.append((code, centre, climbed, known, *self._rate([code, climbed])))
+        climbed = original(self, code, centre, radius)
+        climbs.append((code, centre, radius, climbed, known, *self._rate([code, climbed])))
         return climbed
 
     monkeypatch.setattr(AseNasSearcher, "_climb", spy)
@@ -486,15 +486,16 @@ def climbs_of(monkeypatch, searcher, n, objective=score_of):
 
 def test_where_the_draws_cannot_cover_the_ring_the_models_pick_climbs_inside_the_subspace(monkeypatch):
     """BIG's one-edit ring holds 18 architectures, more than 2 draws: the model's pick moves by single edits to a
-    higher-rated unvisited architecture, at most ``climb_radius`` edits from the centre, and that is proposed."""
+    higher-rated unvisited architecture, at most the trust radius (``climb_radius`` or more) edits from the centre,
+    and that is proposed."""
     s = AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=2)
     climbs, proposals = climbs_of(monkeypatch, s, 60)
     searched = [p for p in proposals if p.kind == "search"]
     assert len(climbs) == len(searched) >= 20
     moved = 0
-    for (pick, centre, climbed, known, pick_rating, climbed_rating), p in zip(climbs, searched):
+    for (pick, centre, radius, climbed, known, pick_rating, climbed_rating), p in zip(climbs, searched):
         assert tuple(p.arch[label] for label in BIG) == climbed and climbed not in known
-        assert sum(a != b for a, b in zip(climbed, centre)) <= 2
+        assert 2 <= radius <= 4 and sum(a != b for a, b in zip(climbed, centre)) <= radius
         assert tuple(p.arch[label] for label in BIG) != centre
         if climbed != pick:
             moved += 1
@@ -508,19 +509,38 @@ def test_the_climb_stops_where_the_model_rates_no_single_edit_higher(monkeypatch
     ends = []
     original = AseNasSearcher._climb
 
-    def spy(self, code, centre):
-        climbed = original(self, code, centre)
+    def spy(self, code, centre, radius):
+        climbed = original(self, code, centre, radius)
         ring = [climbed[:i] + (o,) + climbed[i + 1:] for i in range(6) for o in range(4) if o != climbed[i]]
-        ring = [c for c in ring if c not in self._by_code and sum(a != b for a, b in zip(c, centre)) <= 6]
+        ring = [c for c in ring if c not in self._by_code and sum(a != b for a, b in zip(c, centre)) <= radius]
         ratings = self._rate([climbed, *ring])
-        ends.append((sum(a != b for a, b in zip(climbed, code)), ratings[0], max(ratings[1:], default=-np.inf)))
+        ends.append((sum(a != b for a, b in zip(climbed, code)), radius, ratings[0], max(ratings[1:], default=-np.inf)))
         return climbed
 
     monkeypatch.setattr(AseNasSearcher, "_climb", spy)
     drive(AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=6), 40)
-    stopped = [(rating, best_step) for steps, rating, best_step in ends if steps < 6]
+    stopped = [(rating, best_step) for steps, radius, rating, best_step in ends if steps < radius]
     assert len(stopped) >= 20
     assert all(best_step <= rating for rating, best_step in stopped)
+
+
+def test_the_trust_radius_grows_by_one_per_improvement_in_a_row_up_to_twice_climb_radius(monkeypatch):
+    """A centre reached by n improvements in a row (each beat the candidate whose subspace gave it) is climbed from
+    within ``climb_radius + n`` edits, at most twice ``climb_radius``; a random or restarted centre, ``climb_radius``."""
+    s = AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6, climb_radius=2)
+    climbs, _ = climbs_of(monkeypatch, s, 80)
+
+    def improvements(rid):
+        n, record = 0, s._records[rid]
+        while record.kind in ("search", "fallback") and s._records[record.parent].score < record.score:
+            n, record = n + 1, s._records[record.parent]
+        return n
+
+    radii = []
+    for _, centre, radius, *_ in climbs:
+        radii.append(radius)
+        assert radius == min(2 + improvements(s._by_code[centre]), 4)
+    assert min(radii) == 2 and max(radii) == 4
 
 
 def test_the_climb_respects_the_constraint():
@@ -537,7 +557,7 @@ def test_the_climb_respects_the_constraint():
 def test_no_climb_where_the_draws_cover_the_ring_or_it_is_turned_off(monkeypatch, settings):
     """18 <= 32 draws (as NAS-Bench-201's 24), climb_radius 0 and no model: the pick is proposed as drawn."""
     calls = []
-    monkeypatch.setattr(AseNasSearcher, "_climb", lambda self, code, centre: calls.append(code) or code)
+    monkeypatch.setattr(AseNasSearcher, "_climb", lambda self, code, centre, radius: calls.append(code) or code)
     drive(AseNasSearcher(BIG, k=2, seed=3, n_initial=6, **settings), 40)
     assert calls == []
 
