@@ -62,6 +62,9 @@ FALLBACK_POOL = 1000
 MAX_CLIMB_CHECKS = 8
 #: The model's hyperparameters are refitted when the results have grown by this factor since the last fit.
 REFIT_GROWTH = 1.1
+#: Canonical forms are remembered for this many architectures (a climb's rings overlap; a spent subspace's pool holds
+#: up to ``FALLBACK_POOL``); the memo is emptied when full, so it never holds more (a few MB on 45 decisions).
+CANON_MEMO_SIZE = 16_384
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,8 @@ class AseNasSearcher:
         ``arch -> arch``: the one form of the architectures that build the same network (e.g.
         :func:`nni_asenas.imagenet.space.canonical_arch`, which resets the labels of blocks beyond a stage's
         depth). Equivalent architectures are then one architecture: each is proposed at most once, and a draw that
-        lands on an evaluated one is a free lesson. Proposals are in canonical form. Not saved by
-        :meth:`state_dict`: give it again, as ``constraint``.
+        lands on an evaluated one is a free lesson. Proposals are in canonical form. A pure function: its results
+        are remembered. Not saved by :meth:`state_dict`: give it again, as ``constraint``.
     seed
         Seeds everything random: policy initialisation, sampling, random architectures (0 .. 2**32 - 1).
 
@@ -183,6 +186,7 @@ class AseNasSearcher:
         c = self._config
         self._constraint = constraint
         self._canonical = canonical
+        self._canon_memo: dict[Arch, Arch] = {}
         self._rng = np.random.default_rng(self._seed)
         generator = torch.Generator().manual_seed(self._seed)
         self._policy = AseNasPolicy(self._sizes, n_steps=c.n_steps, hidden_size=c.hidden_size, temperature=c.temperature, generator=generator)
@@ -799,7 +803,13 @@ class AseNasSearcher:
         """``code`` in the canonical form of ``canonical`` (itself without one)."""
         if self._canonical is None:
             return code
-        return self._code(self._canonical(self._arch(code)), "canonical form")
+        canon = self._canon_memo.get(code)
+        if canon is None:
+            canon = self._code(self._canonical(self._arch(code)), "canonical form")
+            if len(self._canon_memo) >= CANON_MEMO_SIZE:
+                self._canon_memo.clear()
+            self._canon_memo[code] = canon
+        return canon
 
     def _observation(self, rid: int) -> Observation:
         record = self._records[rid]

@@ -642,6 +642,34 @@ def test_with_a_canonical_form_one_network_is_proposed_once():
     assert any(canonical_arch(p.arch) != p.arch for p in proposals if p is not None)
 
 
+def test_canonical_forms_are_remembered_in_a_bounded_memo(monkeypatch):
+    """``canonical`` is asked once per architecture while the memo has room; a memo emptied when full (here at 50
+    entries) never holds more, and the search proposes exactly what it proposes with room for everything."""
+    from nni_asenas.core import searcher as searcher_module
+
+    def canonical(arch):  # the last two decisions do not matter when d0 is 0
+        return {**arch, "d4": 0, "d5": 0} if arch["d0"] == 0 else dict(arch)
+
+    def search(memo_size):
+        monkeypatch.setattr(searcher_module, "CANON_MEMO_SIZE", memo_size)
+        asked = []
+        s = AseNasSearcher(BIG, k=2, seed=3, max_redraws=2, n_initial=6,
+                           canonical=lambda arch: asked.append(tuple(arch.values())) or canonical(arch))
+        sizes = []
+        proposals = []
+        for _ in range(60):
+            p = s.ask()
+            proposals.append(p.arch)
+            s.tell(p.id, score_of(p.arch))
+            sizes.append(len(s._canon_memo))
+        return proposals, asked, max(sizes)
+
+    roomy, asked, _ = search(10**6)
+    assert len(asked) == len(set(asked)) > 100
+    bounded, asked_bounded, largest = search(50)
+    assert bounded == roomy and largest <= 50 and len(asked_bounded) > len(asked)
+
+
 def test_a_canonical_form_merges_observed_and_initial_architectures():
     space = {"a": [0, 1, 2], "b": ["x", "y"]}
 
