@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nni_asenas.config import AseNasConfig, resolve_config
 from nni_asenas.errors import UsageError
+from nni_asenas.imagenet import limits
 from nni_asenas.imagenet import space as mobilenet
 from nni_asenas.imagenet.ofa_space import (
     RESOLUTION_LABEL,
@@ -72,11 +73,15 @@ def run_mobilenet_search(
     else:
         space, canonical = mobilenet.decisions(), mobilenet.canonical_arch
 
-    def counted_madds(arch: Mapping[str, Any]) -> int:
-        network, size = split_resolution(arch, madds_resolution, None if madds_resolution is not None else RESOLUTIONS)
-        return mobilenet.count_madds(network, width_mult=width_mult, num_classes=num_classes, resolution=size)
+    tables = (width_mult, num_classes) == (mobilenet.WIDTH_MULT, mobilenet.NUM_CLASSES)
 
-    madds: Callable[[Mapping[str, Any]], int] = counted_madds
+    def madds(arch: Mapping[str, Any]) -> int:
+        network, size = split_resolution(arch, madds_resolution, None if madds_resolution is not None else RESOLUTIONS)
+        # the same count from per-block tables (tests/imagenet/test_limits.py), many times faster: the constraint
+        # is asked for thousands of networks in a long search
+        if tables:
+            return limits.madds(network, resolution=size)
+        return mobilenet.count_madds(network, width_mult=width_mult, num_classes=num_classes, resolution=size)
 
     smallest = {label: options[0] for label, options in space.items()}  # at the least resolution where searched
     if max_madds is not None and madds(smallest) > max_madds:
@@ -97,17 +102,6 @@ def run_mobilenet_search(
 
     config = resolve_config(config, **settings)
     from nni_asenas.core.searcher import AseNasSearcher  # torch and the policy: after the checks
-    from nni_asenas.imagenet import limits
-
-    if (width_mult, num_classes) == (mobilenet.WIDTH_MULT, mobilenet.NUM_CLASSES):
-        def table_madds(arch: Mapping[str, Any]) -> int:
-            # the same count from per-block tables (tests/imagenet/test_limits.py), many times faster: the
-            # constraint is asked for thousands of networks in a long search
-            network, size = split_resolution(arch, madds_resolution,
-                                             None if madds_resolution is not None else RESOLUTIONS)
-            return limits.madds(network, resolution=size)
-
-        madds = table_madds
 
     # canonical: labels of blocks beyond a stage's depth do not change the network, so one network is one query
     searcher = AseNasSearcher(space, config, initial_architectures=initial, seed=seed,
